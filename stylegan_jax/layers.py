@@ -1,0 +1,194 @@
+"""StyleGAN building blocks as pure Flax linen modules and functions (NHWC layout).
+
+Follows NVlabs/stylegan `training/networks_stylegan.py` (Karras et al., arXiv 1812.04948) and
+PGGAN (arXiv 1710.10196):
+
+* Equalized learning rate (PGGAN section 4.1): weights are drawn from N(0, 1/lr_mul) and scaled at
+  run time by He's constant `gain / sqrt(fan_in)` times `lr_mul`, so every layer learns at the same
+  speed under Adam.
+* Blurred resampling (StyleGAN appendix C): a separable [1, 2, 1] low-pass filter applied as a
+  *depthwise* convolution. Its second derivative (needed for R1) is plain `jax.grad` of `jax.grad`.
+* From 128 px on, the official code fuses the upsample with the following conv (a transposed conv)
+  and the downsample with the preceding conv (a strided conv); both are exact rewrites of
+  "nearest upscale then 3x3 conv" and "3x3 conv then 2x2 box downscale" (tests check this).
+"""
+import math
+from typing import Any, Optional
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+SQRT2 = math.sqrt(2.0)
+_DIMS = ("NHWC", "HWIO", "NHWC")
+
+
+def at_least_f32(x):
+    """x in float32, or in float64 when it already is (bfloat16 compute keeps norms in float32)."""
+    return x.astype(jnp.promote_types(x.dtype, jnp.float32))
+
+
+def leaky_relu(x, slope: float = 0.2):
+    """LeakyReLU(0.2). The sqrt(2) gain is folded into the next layer's He constant, as officially."""
+    return jnp.where(x >= 0, x, x * slope)
+
+
+def pixel_norm(x, epsilon: float = 1e-8):
+    """Normalizes each feature vector to unit RMS over the last axis (PGGAN section 4.2)."""
+    x32 = at_least_f32(x)
+    return (x32 * jax.lax.rsqrt(jnp.mean(x32**2, axis=-1, keepdims=True) + epsilon)).astype(x.dtype)
+
+
+def instance_norm(x, epsilon: float = 1e-8):
+    """Zero mean, unit RMS per example and channel over H, W (the 'IN' of AdaIN), in float32."""
+    x32 = at_least_f32(x)
+    x32 = x32 - jnp.mean(x32, axis=(1, 2), keepdims=True)
+    x32 = x32 * jax.lax.rsqrt(jnp.mean(x32**2, axis=(1, 2), keepdims=True) + epsilon)
+    return x32.astype(x.dtype)
+
+
+def blur(x):
+    """Separable [1, 2, 1] x [1, 2, 1] / 16 low-pass filter as a depthwise conv, zero padded ('SAME').
+
+    Depthwise: channel c of the output only sees channel c of the input.
+    """
+    channels = x.shape[-1]
+    taps = jnp.array([1.0, 2.0, 1.0], x.dtype)
+    kernel = jnp.outer(taps, taps) / 16.0
+    kernel = jnp.tile(kernel[:, :, None, None], (1, 1, 1, channels))  # HWIO with I=1 per group
+    return jax.lax.conv_general_dilated(
+        x, kernel, (1, 1), "SAME", dimension_numbers=_DIMS, feature_group_count=channels)
+
+
+def upscale(x, factor: int = 2):
+    """Nearest-neighbour upsampling by an integer factor on H and W."""
+    if factor == 1:
+        return x
+    return jnp.repeat(jnp.repeat(x, factor, axis=1), factor, axis=2)
+
+
+def downscale(x, factor: int = 2):
+    """Box (area-average) downsampling by an integer factor on H and W."""
+    if factor == 1:
+        return x
+    n, h, w, c = x.shape
+    assert h % factor == 0 and w % factor == 0, (x.shape, factor)
+    return x.reshape(n, h // factor, factor, w // factor, factor, c).mean(axis=(2, 4))
+
+
+def lerp(a, b, t):
+    """a + (b - a) * t."""
+    return a + (b - a) * t
+
+
+def _fused_kernel(w):
+    """Turns a 3x3 kernel into the 4x4 kernel of its fused 2x resampling form (official trick)."""
+    w = jnp.pad(w, ((1, 1), (1, 1), (0, 0), (0, 0)))
+    return w[1:, 1:] + w[:-1, 1:] + w[1:, :-1] + w[:-1, :-1]
+
+
+def _weight(module: nn.Module, name: str, shape, gain: float, lr_mul: float, dtype):
+    """Equalized-LR weight: stored ~ N(0, 1/lr_mul), used as stored * he_std * lr_mul."""
+    fan_in = math.prod(shape[:-1])
+    raw = module.param(name, nn.initializers.normal(stddev=1.0 / lr_mul), shape, jnp.float32)
+    return (raw * (gain / math.sqrt(fan_in) * lr_mul)).astype(dtype)
+
+
+def _bias(module: nn.Module, features: int, lr_mul: float, dtype):
+    return (module.param("bias", nn.initializers.zeros, (features,), jnp.float32) * lr_mul).astype(dtype)
+
+
+class EqualizedDense(nn.Module):
+    """Fully connected layer with equalized learning rate; flattens all but the batch axis."""
+    features: int              # output units
+    gain: float = SQRT2        # He gain; sqrt(2) before a leaky ReLU, 1 for linear outputs
+    lr_mul: float = 1.0        # learning-rate multiplier (0.01 in the mapping network)
+    use_bias: bool = True      # add a learned bias (also scaled by lr_mul)
+    dtype: Any = jnp.float32   # compute dtype
+
+    @nn.compact
+    def __call__(self, x):
+        x = x.reshape(x.shape[0], -1).astype(self.dtype)
+        w = _weight(self, "kernel", (x.shape[-1], self.features), self.gain, self.lr_mul, self.dtype)
+        y = x @ w
+        if self.use_bias:
+            y = y + _bias(self, self.features, self.lr_mul, self.dtype)
+        return y
+
+
+class EqualizedConv(nn.Module):
+    """Conv layer with equalized learning rate, optionally fused with 2x up- or downsampling.
+
+    resample="up":   nearest 2x upscale then conv (fused: one transposed conv).
+    resample="down": conv then 2x2 box downscale (fused: one strided conv).
+    """
+    features: int              # output channels
+    kernel: int = 3            # square kernel size
+    gain: float = SQRT2        # He gain
+    lr_mul: float = 1.0        # learning-rate multiplier
+    use_bias: bool = True      # add a learned bias
+    resample: Optional[str] = None  # None, "up" or "down"
+    fused: bool = False        # fuse the resampling into the conv (official from 128 px on)
+    dtype: Any = jnp.float32   # compute dtype
+
+    @nn.compact
+    def __call__(self, x):
+        x = x.astype(self.dtype)
+        shape = (self.kernel, self.kernel, x.shape[-1], self.features)
+        w = _weight(self, "kernel", shape, self.gain, self.lr_mul, self.dtype)
+        if self.resample == "up" and self.fused:
+            y = jax.lax.conv_general_dilated(x, _fused_kernel(w), (1, 1), ((2, 2), (2, 2)),
+                                             lhs_dilation=(2, 2), dimension_numbers=_DIMS)
+        elif self.resample == "down" and self.fused:
+            y = jax.lax.conv_general_dilated(x, _fused_kernel(w) * 0.25, (2, 2), ((1, 1), (1, 1)),
+                                             dimension_numbers=_DIMS)
+        else:
+            if self.resample == "up":
+                x = upscale(x)
+            y = jax.lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=_DIMS)
+            if self.resample == "down":
+                y = downscale(y)
+        if self.use_bias:
+            y = y + _bias(self, self.features, self.lr_mul, self.dtype)
+        return y
+
+
+class NoiseInjection(nn.Module):
+    """Adds single-channel noise [N, H, W, 1] scaled by a learned per-channel weight (init 0)."""
+
+    @nn.compact
+    def __call__(self, x, noise):
+        weight = self.param("weight", nn.initializers.zeros, (x.shape[-1],), jnp.float32)
+        return x + noise.astype(x.dtype) * weight.astype(x.dtype)
+
+
+class StyleModulation(nn.Module):
+    """AdaIN's affine part: a dense layer maps w to a per-channel (scale, bias); x * (1 + s) + b."""
+    dtype: Any = jnp.float32   # compute dtype
+
+    @nn.compact
+    def __call__(self, x, w):
+        channels = x.shape[-1]
+        style = EqualizedDense(channels * 2, gain=1.0, dtype=self.dtype, name="dense")(w)
+        scale, bias = style[:, None, None, :channels], style[:, None, None, channels:]
+        return x * (scale + 1.0) + bias
+
+
+def minibatch_stddev(x, group_size: int = 4, num_features: int = 1):
+    """Appends the average over features of the stddev across a group (PGGAN section 3).
+
+    Groups are *contiguous* examples (official: strided), so with a batch sharded over devices and
+    a per-device batch divisible by the group size, every group lives on one device and no
+    cross-device traffic is needed.
+    """
+    n, h, w, c = x.shape
+    group = min(group_size, n)
+    assert n % group == 0, f"batch {n} must be a multiple of the minibatch-stddev group {group}"
+    assert c % num_features == 0, (c, num_features)
+    y = at_least_f32(x).reshape(n // group, group, h, w, num_features, c // num_features)
+    y = y - jnp.mean(y, axis=1, keepdims=True)
+    y = jnp.sqrt(jnp.mean(y**2, axis=1) + 1e-8)             # [M, H, W, F, c/F]
+    y = jnp.mean(y, axis=(1, 2, 4))                          # [M, F]
+    y = jnp.repeat(y, group, axis=0)[:, None, None, :]       # [N, 1, 1, F]
+    y = jnp.broadcast_to(y, (n, h, w, num_features)).astype(x.dtype)
+    return jnp.concatenate([x, y], axis=-1)

@@ -1,0 +1,353 @@
+"""StyleGAN generator and discriminator with PGGAN progressive growing (NHWC, pure Flax linen).
+
+Reads like NVlabs/stylegan `training/networks_stylegan.py` (Karras et al., arXiv 1812.04948):
+
+  z --(pixel norm, 8 x dense @ lr 0.01)--> w, broadcast to one w per synthesis layer
+  const --(per layer: conv, blur, noise, bias, lrelu, instance norm, style from w)--> toRGB
+
+Progressive growing (PGGAN, arXiv 1710.10196 section 2): a network runs at `stage` s, i.e. at the
+resolution base_shape * 2**s. While the top block fades in (alpha from 0 to 1) the generator blends
+its new toRGB output with the upsampled output of the previous stage, and the discriminator blends
+its new top block with fromRGB of the downsampled input. Every stage's parameters exist from
+initialization, so checkpoints never change shape while training grows. `stage` is static under
+jit; `alpha` may be traced. Images may be rectangular: base_shape (8, 4) grows to (512, 256).
+
+Layer names (for feature-map access and edits) are "<H>x<W>_<kind>", e.g. "4x4_const", "4x4_conv",
+"8x8_conv0_up", "8x8_conv1"; toRGB / fromRGB layers are "torgb_<H>x<W>" / "fromrgb_<H>x<W>".
+"""
+from typing import Any, Mapping, Optional, Tuple, Union
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from stylegan_jax import layers as L
+
+
+def stage_shape(base_shape: Tuple[int, int], stage: int) -> Tuple[int, int]:
+    """(H, W) of the images at a growth stage: base_shape * 2**stage."""
+    return (base_shape[0] * 2**stage, base_shape[1] * 2**stage)
+
+
+def num_features(stage: int, fmap_base: int, fmap_decay: float, fmap_max: int) -> int:
+    """Channel count of a stage, the official nf(): fmap_base / 2**(stage * decay), capped."""
+    return min(int(fmap_base / (2.0 ** (stage * fmap_decay))), fmap_max)
+
+
+def _fused(fused_scale: Union[str, bool], shape: Tuple[int, int]) -> bool:
+    """Official 'auto': fuse resampling into the conv once the larger side is >= 128 px."""
+    return min(shape) >= 128 if fused_scale == "auto" else bool(fused_scale)
+
+
+def _is_one(alpha) -> bool:
+    """True when alpha is a Python number equal to 1 (the blend can then be skipped statically)."""
+    return isinstance(alpha, (int, float)) and alpha == 1
+
+
+# ----------------------------------------------------------------------------------------------
+# Mapping network.
+
+class MappingNetwork(nn.Module):
+    """z (+ label embedding) -> w, broadcast to [N, num_layers, dlatent_size]."""
+    num_layers: int                 # number of synthesis layers (one w each)
+    latent_size: int = 512          # dimensionality of z
+    label_size: int = 0             # dimensionality of the label vector (0 = unconditional)
+    dlatent_size: int = 512         # dimensionality of w
+    mapping_layers: int = 8         # number of dense layers
+    mapping_fmaps: int = 512        # width of the hidden dense layers
+    mapping_lr_mul: float = 0.01    # learning-rate multiplier (StyleGAN appendix C)
+    dtype: Any = jnp.float32        # compute dtype
+
+    @nn.compact
+    def __call__(self, z, labels=None):
+        assert z.ndim == 2 and z.shape[1] == self.latent_size, (z.shape, self.latent_size)
+        x = z.astype(jnp.float32)
+        if self.label_size:
+            if labels is None or labels.shape != (z.shape[0], self.label_size):
+                raise ValueError(f"labels must have shape {(z.shape[0], self.label_size)}, "
+                                 f"got {None if labels is None else labels.shape}")
+            # Official "LabelConcat": a learned embedding of the label joins z before normalizing.
+            embed = self.param("label_embedding", nn.initializers.normal(1.0),
+                               (self.label_size, self.latent_size), jnp.float32)
+            x = jnp.concatenate([x, labels.astype(jnp.float32) @ embed], axis=1)
+        x = L.pixel_norm(x)
+        for i in range(self.mapping_layers):
+            features = self.dlatent_size if i == self.mapping_layers - 1 else self.mapping_fmaps
+            x = L.EqualizedDense(features, lr_mul=self.mapping_lr_mul, dtype=self.dtype,
+                                 name=f"dense{i}")(x)
+            x = L.leaky_relu(x)
+        x = L.at_least_f32(x)
+        return jnp.broadcast_to(x[:, None], (x.shape[0], self.num_layers, self.dlatent_size))
+
+
+# ----------------------------------------------------------------------------------------------
+# Synthesis network.
+
+class SynthesisLayer(nn.Module):
+    """One synthesis layer: [const | conv | up-conv + blur], noise, bias, lrelu, IN, style."""
+    features: int                   # output channels
+    kind: str                       # "const", "conv" or "up"
+    const_shape: Tuple[int, int] = (4, 4)  # spatial shape of the learned constant ("const" only)
+    fused: bool = False             # fused transposed-conv upsampling ("up" only)
+    use_noise: bool = True          # per-pixel noise input
+    dtype: Any = jnp.float32        # compute dtype
+
+    @nn.compact
+    def __call__(self, x, w, noise):
+        if self.kind == "const":
+            const = self.param("const", nn.initializers.ones, (1, *self.const_shape, self.features))
+            x = jnp.broadcast_to(const.astype(self.dtype), (w.shape[0], *self.const_shape, self.features))
+        elif self.kind == "conv":
+            x = L.EqualizedConv(self.features, 3, use_bias=False, dtype=self.dtype, name="conv")(x)
+        elif self.kind == "up":
+            x = L.EqualizedConv(self.features, 3, use_bias=False, resample="up", fused=self.fused,
+                                dtype=self.dtype, name="conv")(x)
+            x = L.blur(x)  # StyleGAN appendix C: low-pass after upsampling
+        else:
+            raise ValueError(f"unknown synthesis layer kind {self.kind!r}")
+        if self.use_noise:
+            x = L.NoiseInjection(name="noise")(x, noise)
+        x = x + self.param("bias", nn.initializers.zeros, (self.features,)).astype(x.dtype)
+        x = L.leaky_relu(x)
+        x = L.instance_norm(x)
+        return L.StyleModulation(dtype=self.dtype, name="style")(x, w)
+
+
+def layer_names(base_shape: Tuple[int, int], num_stages: int):
+    """Names of the synthesis layers in order; layer i takes w[:, i]."""
+    names = []
+    for s in range(num_stages):
+        h, w = stage_shape(base_shape, s)
+        names += [f"{h}x{w}_const", f"{h}x{w}_conv"] if s == 0 else [f"{h}x{w}_conv0_up", f"{h}x{w}_conv1"]
+    return names
+
+
+class SynthesisNetwork(nn.Module):
+    """w [N, num_layers, dlatent] -> images [N, H_stage, W_stage, C] at the given stage."""
+    base_shape: Tuple[int, int] = (4, 4)  # (H, W) of the constant input
+    num_stages: int = 9             # number of resolutions
+    dlatent_size: int = 512         # dimensionality of w
+    fmap_base: int = 8192           # overall multiplier for the channel counts
+    fmap_decay: float = 1.0         # log2 channel reduction per stage
+    fmap_max: int = 512             # maximum channel count
+    num_channels: int = 3           # image channels
+    use_noise: bool = True          # noise inputs
+    fused_scale: Union[str, bool] = "auto"  # fused up-conv: True, False or "auto" (>= 128 px)
+    dtype: Any = jnp.float32        # compute dtype
+
+    @property
+    def num_layers(self) -> int:
+        return 2 * self.num_stages
+
+    def _nf(self, stage):
+        return num_features(stage, self.fmap_base, self.fmap_decay, self.fmap_max)
+
+    def _noise(self, key, index, shape, batch, noise_mode):
+        if not self.use_noise or noise_mode == "none":
+            return jnp.zeros((1, *shape, 1), self.dtype)
+        if noise_mode == "const":  # fixed per layer, shared by the batch
+            return jax.random.normal(jax.random.key(1000 + index), (1, *shape, 1), self.dtype)
+        if noise_mode == "random":
+            return jax.random.normal(jax.random.fold_in(key, index), (batch, *shape, 1), self.dtype)
+        raise ValueError(f"unknown noise_mode {noise_mode!r}: choose 'random', 'const' or 'none'")
+
+    def _torgb(self, stage, x):
+        h, w = stage_shape(self.base_shape, stage)
+        return L.EqualizedConv(self.num_channels, 1, gain=1.0, dtype=self.dtype, name=f"torgb_{h}x{w}")(x)
+
+    @nn.compact
+    def __call__(self, w, *, stage: int, alpha=1.0, noise_mode: str = "random",
+                 edits: Optional[Mapping[str, jnp.ndarray]] = None, return_features: bool = False,
+                 resume: Optional[Tuple[str, jnp.ndarray]] = None):
+        """Synthesizes images at `stage`.
+
+        edits: {layer name: delta} added to that layer's output (feature-map editing).
+        return_features: also return {layer name: activation} of every layer that ran.
+        resume: (layer name, activation) — skip every layer up to and including that one and
+          continue from the given activation (re-synthesis with cached activations; alpha must be 1).
+        """
+        n = w.shape[0]
+        assert w.shape[1:] == (self.num_layers, self.dlatent_size), (w.shape, self.num_layers)
+        assert 0 <= stage < self.num_stages, (stage, self.num_stages)
+        names = layer_names(self.base_shape, self.num_stages)
+        unknown = set(edits or {}) - set(names[: 2 * stage + 2])
+        if unknown:
+            raise ValueError(f"unknown layer(s) {sorted(unknown)}: choose from {names[: 2 * stage + 2]}")
+        start = 0
+        if resume is not None:
+            if resume[0] not in names[: 2 * stage + 2] or not _is_one(alpha):
+                raise ValueError(f"cannot resume from {resume[0]!r} (alpha must be 1; layers {names})")
+            start = names.index(resume[0]) + 1
+        key = self.make_rng("noise") if noise_mode == "random" and self.use_noise else None
+        features = {}
+        x = resume[1] if resume is not None else None
+        previous = top = None
+        # Initialization runs every layer, so that all stages' parameters exist from the start.
+        for s in range(self.num_stages if self.is_initializing() else stage + 1):
+            shape = stage_shape(self.base_shape, s)
+            if s == stage:
+                previous = x  # input of the top block, for the fade-in path
+            if s == stage + 1:
+                top = x
+            for j, kind in enumerate(["const", "conv"] if s == 0 else ["up", "conv"]):
+                index = 2 * s + j
+                if index < start:
+                    continue
+                x = SynthesisLayer(self._nf(s + 1), kind, const_shape=shape,
+                                   fused=_fused(self.fused_scale, shape), use_noise=self.use_noise,
+                                   dtype=self.dtype, name=names[index])(
+                    x, w[:, index], self._noise(key, index, shape, n, noise_mode))
+                if edits and names[index] in edits:
+                    x = x + edits[names[index]].astype(x.dtype)
+                if return_features and s <= stage:
+                    features[names[index]] = x
+        images = self._torgb(stage, x if top is None else top)
+        if stage > 0 and (not _is_one(alpha) or self.is_initializing()):
+            # PGGAN fade-in: blend with the upsampled output of the previous stage.
+            images = L.lerp(L.upscale(self._torgb(stage - 1, previous)), images, alpha)
+        if self.is_initializing():  # create every stage's toRGB so parameters never change shape
+            for s in range(self.num_stages):
+                if s not in (stage, stage - 1):
+                    self._torgb(s, jnp.zeros((1, *stage_shape(self.base_shape, s), self._nf(s + 1)), self.dtype))
+        images = L.at_least_f32(images)
+        return (images, features) if return_features else images
+
+
+# ----------------------------------------------------------------------------------------------
+# Generator = mapping + synthesis, with truncation.
+
+def truncate(w, w_avg, psi, cutoff: Optional[int] = None):
+    """Truncation trick (StyleGAN section 3): lerp w toward w_avg by psi in layers < cutoff."""
+    if cutoff is not None:
+        psi = jnp.where(jnp.arange(w.shape[1]) < cutoff, psi, 1.0)[None, :, None]
+    return psi * w + (1.0 - psi) * w_avg  # exact at psi = 0 and psi = 1
+
+
+def update_w_avg(w_avg, w, beta: float = 0.995):
+    """Moving average of the mapping output, tracked during training for truncation."""
+    return L.lerp(jnp.mean(w[:, 0], axis=0), w_avg, beta)
+
+
+def style_mixing(rng, w, w2, prob: float, num_active_layers: int):
+    """Style-mixing regularization (StyleGAN section 3.1): with probability `prob`, layers from a
+    random crossover point in [1, num_active_layers) take their styles from w2."""
+    k_apply, k_cut = jax.random.split(rng)
+    cutoff = jax.random.randint(k_cut, (), 1, max(num_active_layers, 2))
+    cutoff = jnp.where(jax.random.uniform(k_apply) < prob, cutoff, w.shape[1])
+    return jnp.where((jnp.arange(w.shape[1]) < cutoff)[None, :, None], w, w2)
+
+
+class Generator(nn.Module):
+    """StyleGAN generator. Parameters: {"mapping_network": ..., "synthesis_network": ...}."""
+    base_shape: Tuple[int, int] = (4, 4)  # (H, W) of the constant input; (8, 4) for 2:1 portraits
+    num_stages: int = 9             # resolutions base .. base * 2**(num_stages - 1)
+    latent_size: int = 512          # dimensionality of z
+    label_size: int = 0             # dimensionality of the label vector (0 = unconditional)
+    dlatent_size: int = 512         # dimensionality of w
+    mapping_layers: int = 8         # dense layers in the mapping network
+    mapping_fmaps: int = 512        # width of the mapping network's hidden layers
+    mapping_lr_mul: float = 0.01    # learning-rate multiplier of the mapping network
+    fmap_base: int = 8192           # overall multiplier for the channel counts
+    fmap_decay: float = 1.0         # log2 channel reduction per stage
+    fmap_max: int = 512             # maximum channel count
+    num_channels: int = 3           # image channels
+    use_noise: bool = True          # noise inputs
+    fused_scale: Union[str, bool] = "auto"  # fused up-conv: True, False or "auto" (>= 128 px)
+    dtype: Any = jnp.float32        # compute dtype (bfloat16 = mixed precision; params stay f32)
+
+    @property
+    def num_layers(self) -> int:
+        return 2 * self.num_stages
+
+    def setup(self):
+        self.mapping_network = MappingNetwork(
+            num_layers=self.num_layers, latent_size=self.latent_size, label_size=self.label_size,
+            dlatent_size=self.dlatent_size, mapping_layers=self.mapping_layers,
+            mapping_fmaps=self.mapping_fmaps, mapping_lr_mul=self.mapping_lr_mul, dtype=self.dtype)
+        self.synthesis_network = SynthesisNetwork(
+            base_shape=tuple(self.base_shape), num_stages=self.num_stages,
+            dlatent_size=self.dlatent_size, fmap_base=self.fmap_base, fmap_decay=self.fmap_decay,
+            fmap_max=self.fmap_max, num_channels=self.num_channels, use_noise=self.use_noise,
+            fused_scale=self.fused_scale, dtype=self.dtype)
+
+    def mapping(self, z, labels=None):
+        """z [N, latent] (+ labels [N, label_size]) -> w [N, num_layers, dlatent]."""
+        return self.mapping_network(z, labels)
+
+    def synthesis(self, w, *, stage: int, alpha=1.0, noise_mode: str = "random", **kwargs):
+        """w [N, num_layers, dlatent] -> images; see SynthesisNetwork.__call__ for kwargs."""
+        return self.synthesis_network(w, stage=stage, alpha=alpha, noise_mode=noise_mode, **kwargs)
+
+    def __call__(self, z, labels=None, *, stage: int, alpha=1.0, w_avg=None, psi=1.0,
+                 truncation_cutoff: Optional[int] = 8, noise_mode: str = "random"):
+        """z -> images, with optional truncation toward w_avg (psi < 1)."""
+        w = self.mapping(z, labels)
+        if w_avg is not None and not _is_one(psi):
+            w = truncate(w, w_avg, psi, truncation_cutoff)
+        return self.synthesis(w, stage=stage, alpha=alpha, noise_mode=noise_mode)
+
+
+# ----------------------------------------------------------------------------------------------
+# Discriminator.
+
+class Discriminator(nn.Module):
+    """Mirror of the synthesis network: images [N, H_stage, W_stage, C] -> scores [N]."""
+    base_shape: Tuple[int, int] = (4, 4)  # (H, W) of the last block's input
+    num_stages: int = 9             # resolutions base .. base * 2**(num_stages - 1)
+    label_size: int = 0             # labels select one of label_size outputs (official switch)
+    fmap_base: int = 8192           # overall multiplier for the channel counts
+    fmap_decay: float = 1.0         # log2 channel reduction per stage
+    fmap_max: int = 512             # maximum channel count
+    mbstd_group_size: int = 4       # minibatch-stddev group size (PGGAN section 3)
+    mbstd_num_features: int = 1     # minibatch-stddev feature maps
+    fused_scale: Union[str, bool] = "auto"  # fused conv-down: True, False or "auto" (>= 128 px)
+    dtype: Any = jnp.float32        # compute dtype
+
+    def _nf(self, stage):
+        return num_features(stage, self.fmap_base, self.fmap_decay, self.fmap_max)
+
+    def _fromrgb(self, stage, images):
+        h, w = stage_shape(self.base_shape, stage)
+        x = L.EqualizedConv(self._nf(stage + 1), 1, dtype=self.dtype, name=f"fromrgb_{h}x{w}")(images)
+        return L.leaky_relu(x)
+
+    def _block(self, stage, x):
+        """Conv, blur, conv + 2x downsample: stage s -> stage s - 1."""
+        h, w = stage_shape(self.base_shape, stage)
+        x = L.leaky_relu(L.EqualizedConv(self._nf(stage + 1), 3, dtype=self.dtype, name=f"{h}x{w}_conv0")(x))
+        x = L.EqualizedConv(self._nf(stage), 3, resample="down", fused=_fused(self.fused_scale, (h, w)),
+                            dtype=self.dtype, name=f"{h}x{w}_conv1_down")(L.blur(x))
+        return L.leaky_relu(x)
+
+    @nn.compact
+    def __call__(self, images, labels=None, *, stage: int, alpha=1.0):
+        assert 0 <= stage < self.num_stages, (stage, self.num_stages)
+        shape = stage_shape(self.base_shape, stage)
+        assert images.shape[1:] == (*shape, images.shape[-1]), (images.shape, shape)
+        images = images.astype(self.dtype)
+        x = self._fromrgb(stage, images)
+        for s in range(stage, 0, -1):
+            x = self._block(s, x)
+            if s == stage and (not _is_one(alpha) or self.is_initializing()):
+                # PGGAN fade-in: blend with fromRGB of the downsampled input.
+                x = L.lerp(self._fromrgb(stage - 1, L.downscale(images)), x, alpha)
+        if self.is_initializing():  # create every stage's fromRGB and blocks from the start
+            for s in range(self.num_stages):
+                if s not in (stage, stage - 1):
+                    self._fromrgb(s, jnp.zeros((1, *stage_shape(self.base_shape, s), images.shape[-1]), self.dtype))
+                if s > stage:
+                    self._block(s, jnp.zeros((1, *stage_shape(self.base_shape, s), self._nf(s + 1)), self.dtype))
+        # Final block at the base resolution (PGGAN table 2): mbstd, conv, dense, dense.
+        h, w = self.base_shape
+        if self.mbstd_group_size > 1:
+            x = L.minibatch_stddev(x, self.mbstd_group_size, self.mbstd_num_features)
+        x = L.leaky_relu(L.EqualizedConv(self._nf(1), 3, dtype=self.dtype, name=f"{h}x{w}_conv")(x))
+        x = L.leaky_relu(L.EqualizedDense(self._nf(0), dtype=self.dtype, name=f"{h}x{w}_dense0")(x))
+        x = L.EqualizedDense(max(self.label_size, 1), gain=1.0, dtype=self.dtype, name=f"{h}x{w}_dense1")(x)
+        x = L.at_least_f32(x)
+        if self.label_size:
+            if labels is None or labels.shape != (x.shape[0], self.label_size):
+                raise ValueError(f"labels must have shape {(x.shape[0], self.label_size)}, "
+                                 f"got {None if labels is None else labels.shape}")
+            return jnp.sum(x * labels.astype(x.dtype), axis=1)
+        return x[:, 0]
