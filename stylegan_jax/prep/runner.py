@@ -1,0 +1,138 @@
+"""The resumable preparation loop shared by the prepare_* tools.
+
+Each input item (a post, a photo, a file) is processed into zero or more examples. Resuming rests
+on two records in the output folder:
+- PreparedWriter's complete shards: their keys are `done_keys`; the unfinished shard is redone;
+- preparation_log.jsonl: one line per processed item (its keys, drop reason and counters), appended
+  after the item's examples went to the writer.
+On resume an item is skipped only if it is in the log and all its keys are in complete shards, and
+its logged counters are reused; any other item is processed again and only its not-yet-done
+examples are added. Items come in the same deterministic order, so the shards end byte-identical
+to an uninterrupted run, and so does the report. The log also records the settings: resuming with
+different ones is refused (the shards would mix two preparations).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+from typing import Callable, Iterable
+
+from tqdm import tqdm
+
+from stylegan_jax.prep.images import MissingImage, UnreadableImage
+from stylegan_jax.prep.tags import group_counts
+
+LOG_FILE = "preparation_log.jsonl"
+
+
+@dataclasses.dataclass
+class Outcome:
+    """What one input item gave: examples (key, uint8 image [H, W, 3], label vector or None), or
+    the reason it gave none; counters (name -> int) add up into the report."""
+    examples: list = dataclasses.field(default_factory=list)
+    dropped: str | None = None
+    counts: dict = dataclasses.field(default_factory=dict)
+
+
+def _read_log(path: str, settings: dict) -> dict:
+    """item id -> log entry; a torn or malformed line (a killed run) is ignored."""
+    entries, logged_settings = {}, None
+    if os.path.isfile(path):
+        with open(path, encoding="utf-8") as file:
+            for line in file:
+                try:
+                    entry = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                if "settings" in entry:
+                    logged_settings = entry["settings"]
+                elif "item" in entry:
+                    entries[entry["item"]] = entry
+    canonical = json.loads(json.dumps(settings))
+    if logged_settings is not None and logged_settings != canonical:
+        changed = sorted(k for k in set(canonical) | set(logged_settings)
+                         if canonical.get(k) != logged_settings.get(k))
+        raise ValueError(f"{os.path.dirname(path)} was prepared with other settings ({', '.join(changed)} differ): "
+                         "use a new --out folder or the original settings")
+    return entries
+
+
+def _rewrite_log(path: str, settings: dict, entries: dict) -> None:
+    """Rewrites the log atomically without torn lines, so appends start on a fresh line."""
+    temp_path = path + ".partial"
+    with open(temp_path, "w", encoding="utf-8") as file:
+        file.write(json.dumps({"settings": settings}) + "\n")
+        for entry in entries.values():
+            file.write(json.dumps(entry) + "\n")
+    os.replace(temp_path, path)
+
+
+def run_preparation(items: Iterable[tuple[str, object]], process: Callable[[object], Outcome], writer, *,
+                    settings: dict, total: int | None = None, desc: str = "preparing") -> dict:
+    """Processes (item id, payload) pairs in order into writer; returns the run's summary.
+
+    process(payload) -> Outcome. UnreadableImage raised by it drops the item ("image_missing" or
+    "unreadable_image"); any other exception stops the run, which a rerun resumes.
+    Summary: {"items", "kept_examples", "dropped": {reason: items}, "counts": {name: total}}.
+    """
+    log_path = os.path.join(writer.out_dir, LOG_FILE)
+    logged = _read_log(log_path, settings)
+    _rewrite_log(log_path, settings, logged)
+    summary = {"items": 0, "kept_examples": 0, "dropped": {}, "counts": {}}
+    with open(log_path, "a", encoding="utf-8") as log, tqdm(items, total=total, desc=desc, unit="img") as bar:
+        for item_id, payload in bar:
+            item_id = str(item_id)
+            entry = logged.get(item_id)
+            if entry is None or not all(key in writer.done_keys for key in entry["keys"]):
+                entry = _process_one(item_id, payload, process, writer)
+                log.write(json.dumps(entry) + "\n")
+                log.flush()
+            summary["items"] += 1
+            summary["kept_examples"] += len(entry["keys"])
+            if entry["dropped"]:
+                summary["dropped"][entry["dropped"]] = summary["dropped"].get(entry["dropped"], 0) + 1
+            for name, count in entry["counts"].items():
+                summary["counts"][name] = summary["counts"].get(name, 0) + count
+            bar.set_postfix(kept=summary["kept_examples"], refresh=False)
+    summary["dropped"] = dict(sorted(summary["dropped"].items()))
+    summary["counts"] = dict(sorted(summary["counts"].items()))
+    return summary
+
+
+def _process_one(item_id, payload, process, writer) -> dict:
+    try:
+        outcome = process(payload)
+    except MissingImage:
+        outcome = Outcome(dropped="image_missing")
+    except UnreadableImage:
+        outcome = Outcome(dropped="unreadable_image")
+    for key, image, label in outcome.examples:
+        if key not in writer.done_keys:
+            writer.add(key, image, label)
+    return {"item": item_id, "keys": [key for key, _, _ in outcome.examples], "dropped": outcome.dropped,
+            "counts": outcome.counts}
+
+
+def finish(writer, summary: dict, *, tool: str, settings: dict, **sections) -> dict:
+    """Builds the final report, closes the writer (the report goes into dataset.json), prints it.
+
+    Report: tool, settings, the caller's sections (e.g. metadata filter counts) in order, then
+    items, kept_examples, dropped per reason and the grouped counters (face_rejected, tag, label)."""
+    report = {"tool": tool, "settings": settings, **sections,
+              "items": summary["items"], "kept_examples": summary["kept_examples"],
+              "dropped": summary["dropped"], **group_counts(summary["counts"])}
+    info = writer.close(report)
+    print(json.dumps(report, indent=1))
+    print(f"wrote {info['num_examples']} examples in {len(info['shards'])} shards to {writer.out_dir}")
+    return report
+
+
+def run_command(main) -> None:
+    """Runs a tool's main(): bad input (a ValueError, a missing file, a missing optional package)
+    ends it with its one-line error instead of a traceback."""
+    try:
+        main()
+    except (ValueError, OSError, ImportError) as error:
+        sys.exit(f"error: {error}")
