@@ -13,17 +13,32 @@ def _rand(shape, seed=0):
     return jax.random.normal(jax.random.key(seed), shape)
 
 
-def test_blur_is_normalized_depthwise_and_preserves_constants():
+@pytest.mark.parametrize("impl", ["depthwise", "shift"])
+def test_blur_is_normalized_depthwise_and_preserves_constants(impl):
     x = jnp.full((1, 9, 7, 3), 2.5)
-    y = L.blur(x)
+    y = L.blur(x, impl)
     np.testing.assert_allclose(y[:, 1:-1, 1:-1], 2.5, rtol=1e-6)  # zero padding only touches borders
     # Depthwise: an impulse in channel 1 produces the [1,2,1]x[1,2,1]/16 kernel in channel 1 only.
     impulse = jnp.zeros((1, 5, 5, 3)).at[0, 2, 2, 1].set(1.0)
-    out = np.asarray(L.blur(impulse))
+    out = np.asarray(L.blur(impulse, impl))
     expected = np.outer([1, 2, 1], [1, 2, 1]) / 16.0
     np.testing.assert_allclose(out[0, 1:4, 1:4, 1], expected, atol=1e-7)
     assert np.abs(out[..., [0, 2]]).max() == 0.0
     assert out[..., 1].sum() == pytest.approx(1.0)
+
+
+def test_blur_implementations_agree_with_second_derivatives():
+    x = _rand((2, 6, 4, 5))
+    weights = _rand((2, 6, 4, 5), 1)
+    # A scalar that needs grad-of-grad: the squared norm of the input gradient, as in R1.
+    def r1_like(impl, x):
+        grad = jax.grad(lambda x: jnp.sum(jnp.tanh(L.blur(x, impl)) * weights))(x)
+        return jnp.sum(grad**2)
+    np.testing.assert_allclose(L.blur(x, "shift"), L.blur(x, "depthwise"), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(jax.grad(lambda x: r1_like("shift", x))(x),
+                               jax.grad(lambda x: r1_like("depthwise", x))(x), rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="unknown blur impl"):
+        L.blur(x, "fft")
 
 
 def test_up_and_downscale_match_naive_loops():

@@ -1,10 +1,12 @@
 """Losses against formulas; R1's parameter gradient through the blur against finite differences."""
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from stylegan_jax import losses
+from stylegan_jax import layers, losses
 from stylegan_jax.networks import Discriminator
 
 
@@ -32,8 +34,10 @@ def test_r1_and_wgan_gp_on_a_linear_critic():
     assert float(got) == pytest.approx(expected, rel=1e-5)
 
 
-def test_r1_parameter_gradient_through_blur_matches_finite_differences():
+@pytest.mark.parametrize("blur_impl", ["depthwise", "shift"])
+def test_r1_parameter_gradient_through_blur_matches_finite_differences(blur_impl, monkeypatch):
     """grad of grad through the depthwise blur (no custom gradients), float64, tiny D, fade-in on."""
+    monkeypatch.setattr(layers, "blur", functools.partial(layers.blur, impl=blur_impl))
     with jax.enable_x64(True):
         D = Discriminator(base_shape=(4, 2), num_stages=2, fmap_base=16, fmap_max=4, mbstd_group_size=2,
                           dtype=jnp.float64)
