@@ -290,11 +290,27 @@ class Generator(nn.Module):
 # ----------------------------------------------------------------------------------------------
 # Discriminator.
 
+# How a conditional discriminator uses the labels (all act on the shared trunk: the features after
+# the base block's dense0, "phi(x)"):
+#   "switch"     official StyleGAN: dense1 has one output per label column, score = sum(out * y).
+#   "projection" Miyato & Koyama (arXiv 1802.05637, eq. 3): score = dense1(phi) + <V y, phi>.
+#   "acgan"      Odena et al. (arXiv 1610.09585): an unconditional score plus an auxiliary
+#                classifier head, phi -> one logit per label column; D returns (scores, logits)
+#                and needs no labels. The losses are in stylegan_jax/conditional.py.
+#   "none"       labels are ignored (an unconditional D for a conditional G).
+CONDITIONING_MODES = ("switch", "projection", "acgan", "none")
+
+
 class Discriminator(nn.Module):
-    """Mirror of the synthesis network: images [N, H_stage, W_stage, C] -> scores [N]."""
+    """Mirror of the synthesis network: images [N, H_stage, W_stage, C] -> scores [N].
+
+    With label_size > 0 and conditioning "acgan" it returns (scores [N], class_logits [N, label_size]).
+    """
     base_shape: Tuple[int, int] = (4, 4)  # (H, W) of the last block's input
     num_stages: int = 9             # resolutions base .. base * 2**(num_stages - 1)
-    label_size: int = 0             # labels select one of label_size outputs (official switch)
+    label_size: int = 0             # dimensionality of the label vector (0 = unconditional)
+    conditioning: str = "switch"    # how labels enter D (see CONDITIONING_MODES; unused when
+                                    # label_size = 0): "switch" = the official label switch
     fmap_base: int = 8192           # overall multiplier for the channel counts
     fmap_decay: float = 1.0         # log2 channel reduction per stage
     fmap_max: int = 512             # maximum channel count
@@ -342,12 +358,52 @@ class Discriminator(nn.Module):
         if self.mbstd_group_size > 1:
             x = L.minibatch_stddev(x, self.mbstd_group_size, self.mbstd_num_features)
         x = L.leaky_relu(L.EqualizedConv(self._nf(1), 3, dtype=self.dtype, name=f"{h}x{w}_conv")(x))
-        x = L.leaky_relu(L.EqualizedDense(self._nf(0), dtype=self.dtype, name=f"{h}x{w}_dense0")(x))
-        x = L.EqualizedDense(max(self.label_size, 1), gain=1.0, dtype=self.dtype, name=f"{h}x{w}_dense1")(x)
+        features = L.leaky_relu(L.EqualizedDense(self._nf(0), dtype=self.dtype, name=f"{h}x{w}_dense0")(x))
+        conditioning = self._conditioning()
+        x = L.EqualizedDense(self.label_size if conditioning == "switch" else 1, gain=1.0,
+                             dtype=self.dtype, name=f"{h}x{w}_dense1")(features)
         x = L.at_least_f32(x)
-        if self.label_size:
-            if labels is None or labels.shape != (x.shape[0], self.label_size):
-                raise ValueError(f"labels must have shape {(x.shape[0], self.label_size)}, "
-                                 f"got {None if labels is None else labels.shape}")
-            return jnp.sum(x * labels.astype(x.dtype), axis=1)
-        return x[:, 0]
+        if conditioning == "switch":
+            return jnp.sum(x * self._checked_labels(labels, x.shape[0]).astype(x.dtype), axis=1)
+        scores = x[:, 0]
+        if conditioning == "projection":
+            # V's rows are scaled like dense1's kernel (equalized LR), so <V y, phi> starts on the
+            # scale of the unconditional score.
+            embedding = self.param(f"{h}x{w}_projection", nn.initializers.normal(1.0),
+                                   (self.label_size, self._nf(0)), jnp.float32)
+            return projection_scores(scores, L.at_least_f32(features),
+                                     self._checked_labels(labels, x.shape[0]),
+                                     embedding / jnp.sqrt(self._nf(0)))
+        if conditioning == "acgan":
+            logits = L.EqualizedDense(self.label_size, gain=1.0, dtype=self.dtype,
+                                      name=f"{h}x{w}_classifier")(features)
+            return scores, L.at_least_f32(logits)
+        return scores
+
+    def _conditioning(self) -> str:
+        """The effective conditioning: "none" when unconditional; validates the field."""
+        if self.conditioning not in CONDITIONING_MODES:
+            raise ValueError(f"unknown conditioning {self.conditioning!r}: choose one of "
+                             f"{', '.join(CONDITIONING_MODES)}")
+        if not self.label_size:
+            if self.conditioning in ("projection", "acgan"):
+                raise ValueError(f"conditioning {self.conditioning!r} needs labels: set label_size > 0 "
+                                 "(use a labelled dataset with data.use_labels)")
+            return "none"
+        return self.conditioning
+
+    def _checked_labels(self, labels, batch):
+        if labels is None or labels.shape != (batch, self.label_size):
+            raise ValueError(f"labels must have shape {(batch, self.label_size)}, "
+                             f"got {None if labels is None else labels.shape}")
+        return labels
+
+
+def projection_scores(scores, features, labels, embedding):
+    """Projection discriminator output (Miyato & Koyama eq. 3): psi(phi) + <y V, phi>.
+
+    scores [N] = psi(phi(x)), features [N, F] = phi(x), labels [N, L], embedding V [L, F].
+    A multi-hot y sums the embeddings of its classes (one projection per attribute).
+    """
+    embedded = labels.astype(features.dtype) @ embedding.astype(features.dtype)
+    return scores + jnp.sum(embedded * features, axis=1)

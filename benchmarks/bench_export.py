@@ -1,0 +1,107 @@
+"""Export time, and the exported generator's inference time in ONNX Runtime on the CPU.
+
+    python -m benchmarks.bench_export                        # demo architecture, random weights
+    python -m benchmarks.bench_export --model=workdirs/demo  # a trained workdir or exported .npz
+    python -m benchmarks.bench_export --batch_sizes=1,8 --edit_layers=16x8_conv1 --repeats=20
+
+Measures the ONNX export (trace, constant folding, serialization), the SavedModel export (jax2tf)
+and, per batch size, the median of --repeats onnxruntime runs after one warm-up run, next to the
+same function jitted in JAX on the CPU. Speed does not depend on the weights, so random weights of
+the demo architecture stand for the shipped demo model. Prints a table and one JSON line.
+"""
+import argparse
+import json
+import os
+import statistics
+import tempfile
+import time
+
+import jax
+import numpy as np
+
+
+def _median_ms(call, repeats: int) -> float:
+    call()  # warm-up (JAX: compiles; onnxruntime: allocates)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return 1000.0 * statistics.median(times)
+
+
+def _feeds(manifest, n: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    feeds = {}
+    for spec in manifest["inputs"]:
+        shape = [n if d == "N" else d for d in spec["shape"]]
+        feeds[spec["name"]] = (np.full(shape, 0.7, np.float32) if spec["name"] == "psi"
+                               else rng.standard_normal(shape).astype(np.float32))
+    return feeds
+
+
+def run(bundle, options, batch_sizes, repeats: int, savedmodel: bool = True) -> dict:
+    """Timings as a dict (see the module docstring)."""
+    # pylint: disable=import-outside-toplevel  (keep --help fast)
+    import onnxruntime as ort
+    from stylegan_jax.export import export_onnx, export_savedmodel, make_export_function
+    G, params, w_avg = bundle.module, bundle.params, bundle.w_avg
+    result = {"resolution": None, "batch": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "g.onnx")
+        start = time.perf_counter()
+        manifest = export_onnx(G, params, w_avg, options, path)
+        result["onnx_export_s"] = time.perf_counter() - start
+        result["onnx_mb"] = os.path.getsize(path) / 2**20
+        result["resolution"] = manifest["resolution"]
+        if savedmodel:
+            start = time.perf_counter()
+            export_savedmodel(G, params, w_avg, options, os.path.join(tmp, "g_tf"))
+            result["savedmodel_export_s"] = time.perf_counter() - start
+        start = time.perf_counter()
+        session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+        result["onnx_session_s"] = time.perf_counter() - start
+    jax_fn = jax.jit(make_export_function(G, params, w_avg, options))
+    for n in batch_sizes:
+        feeds = _feeds(manifest, n)
+        ort_ms = _median_ms(lambda: session.run(["images"], feeds), repeats)  # noqa: B023
+        args = [feeds[s["name"]] for s in manifest["inputs"]]
+        jax_ms = _median_ms(lambda: jax_fn(*args).block_until_ready(), repeats)  # noqa: B023
+        result["batch"][str(n)] = {"onnxruntime_ms": ort_ms, "onnxruntime_ms_per_image": ort_ms / n,
+                                   "jax_cpu_ms": jax_ms}
+    return result
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=None, help="workdir, checkpoint step dir or exported "
+                        ".npz (default: random weights of the demo architecture)")
+    parser.add_argument("--batch_sizes", default="1,4,16", help="comma-separated batch sizes")
+    parser.add_argument("--edit_layers", default="", help="comma-separated edit-input layers")
+    parser.add_argument("--repeats", type=int, default=20, help="timed runs per measurement")
+    parser.add_argument("--no_savedmodel", action="store_true", help="skip the SavedModel export")
+    args = parser.parse_args()
+    from benchmarks.bench_explorer import demo_shaped_bundle  # pylint: disable=import-outside-toplevel
+    from stylegan_jax.explore.model import load_generator  # pylint: disable=import-outside-toplevel
+    from stylegan_jax.export import ExportOptions  # pylint: disable=import-outside-toplevel
+    bundle = load_generator(args.model) if args.model else demo_shaped_bundle()
+    options = ExportOptions(edit_layers=tuple(filter(None, args.edit_layers.split(","))))
+    batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
+    result = run(bundle, options, batch_sizes, args.repeats, savedmodel=not args.no_savedmodel)
+    result.update(model=args.model or "random weights, demo architecture",
+                  edit_layers=list(options.edit_layers), cpu_count=os.cpu_count(),
+                  repeats=args.repeats)
+    h, w = result["resolution"]
+    print(f"generator {h}x{w} ({result['model']}), ONNX {result['onnx_mb']:.2f} MB: export "
+          f"{result['onnx_export_s']:.1f} s, session {result['onnx_session_s']:.2f} s"
+          + (f"; SavedModel export {result['savedmodel_export_s']:.1f} s"
+             if "savedmodel_export_s" in result else ""))
+    print(f"{'batch':>5} | {'onnxruntime ms':>14} | {'ms / image':>10} | {'JAX CPU ms':>10}")
+    for n, row in result["batch"].items():
+        print(f"{n:>5} | {row['onnxruntime_ms']:14.2f} | {row['onnxruntime_ms_per_image']:10.2f} | "
+              f"{row['jax_cpu_ms']:10.2f}")
+    print(json.dumps({"bench_export": result}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,97 @@
+"""Export a trained generator (its EMA weights, at the final resolution) for other runtimes.
+
+    python -m experiments.export --workdir=workdirs/demo --format=onnx --out=generator.onnx
+    python -m experiments.export --checkpoint=workdirs/demo/checkpoints/12000 \
+        --format=savedmodel --out=generator_tf --edit_layers=16x8_conv1,32x16_conv0_up
+    python -m experiments.export --workdir=workdirs/demo --recipe=open_mouth.json --out=g.onnx
+
+Writes the model and a manifest beside it (generator.onnx -> generator.json) listing the inputs
+(z or w, psi, labels, one edit offset per --edit_layers entry), the output and the layers. See
+docs/export.md for running it from C# (ONNX Runtime) and Unity Sentis.
+"""
+from absl import app
+from absl import flags
+
+_WORKDIR = flags.DEFINE_string("workdir", None, "training workdir: its newest checkpoint is used")
+_CHECKPOINT = flags.DEFINE_string(
+    "checkpoint", None, "a checkpoint step directory (<workdir>/checkpoints/<step>) or an "
+    "exported generator .npz, instead of --workdir")
+_FORMAT = flags.DEFINE_enum("format", "onnx", ["onnx", "savedmodel"], "output format")
+_OUT = flags.DEFINE_string("out", None, "output file (.onnx) or directory (SavedModel)",
+                           required=True)
+_INPUT = flags.DEFINE_enum("input", "z", ["z", "w"], "latent input: z, or per-layer w")
+_EDIT_LAYERS = flags.DEFINE_list("edit_layers", [], "layers that get an edit-offset input, e.g. "
+                                 "16x8_conv1,32x16_conv0_up")
+_RECIPE = flags.DEFINE_string("recipe", None, "an explorer recipe (.json): its edited layers "
+                              "become edit inputs and the recipe is copied into the manifest")
+_NOISE = flags.DEFINE_enum("noise", "const", ["const", "none"],
+                           "per-layer noise: the network's fixed noise, or none")
+_LAYOUT = flags.DEFINE_enum("layout", "nchw", ["nchw", "nhwc"],
+                            "layout of the images and edit inputs (NCHW suits engines)")
+_CUTOFF = flags.DEFINE_integer("truncation_cutoff", 8,
+                               "psi applies to the layers below this one (0 or less = all)")
+_OVERWRITE = flags.DEFINE_bool("overwrite", False, "replace an existing output")
+
+
+def recipe_layers(path: str):
+    """(edited layers in order of first use, recipe JSON) of an explorer recipe file."""
+    import os  # pylint: disable=import-outside-toplevel
+    from stylegan_jax.explore.recipe import Recipe  # pylint: disable=import-outside-toplevel
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"recipe {path} does not exist: save one from the explorer first")
+    with open(path, encoding="utf-8") as f:
+        recipe = Recipe.from_json(f.read())
+    layers = list(dict.fromkeys(edit.layer for edit in recipe.edits))
+    return layers, recipe.to_json()
+
+
+def run_export(workdir, checkpoint, fmt, out, *, input_kind="z", edit_layers=(), recipe=None,
+               noise="const", layout="nchw", truncation_cutoff=8, overwrite=False) -> dict:
+    """Loads the generator and exports it; returns the manifest (also used by tests)."""
+    # pylint: disable=import-outside-toplevel  (keep --help and flag errors fast)
+    from stylegan_jax.explore.model import load_generator
+    from stylegan_jax.export import ExportOptions, export
+    if (workdir is None) == (checkpoint is None):
+        raise ValueError("give exactly one of --workdir (newest checkpoint) or --checkpoint")
+    recipe_json = None
+    if recipe:
+        layers, recipe_json = recipe_layers(recipe)
+        edit_layers = list(dict.fromkeys(list(edit_layers) + layers))
+    bundle = load_generator(workdir or checkpoint)
+    options = ExportOptions(input_kind=input_kind, edit_layers=tuple(edit_layers), noise=noise,
+                            layout=layout,
+                            truncation_cutoff=truncation_cutoff if truncation_cutoff > 0 else None)
+    stage, final = bundle.info.get("stage"), bundle.module.num_stages - 1
+    if stage is not None and stage < final:
+        from absl import logging  # pylint: disable=import-outside-toplevel
+        logging.warning("the checkpoint was saved while training stage %d of %d: the exported "
+                        "final-resolution layers are not (fully) trained yet", stage, final)
+    source = bundle.info.get("source")
+    if bundle.info.get("step") is not None:
+        source = f"{source} (step {bundle.info['step']})"
+    manifest = export(fmt, bundle.module, bundle.params, bundle.w_avg, options, out,
+                      source=source, overwrite=overwrite, recipe=recipe_json)
+    return manifest
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    import time  # pylint: disable=import-outside-toplevel
+    start = time.perf_counter()
+    try:
+        manifest = run_export(_WORKDIR.value, _CHECKPOINT.value, _FORMAT.value, _OUT.value,
+                              input_kind=_INPUT.value, edit_layers=_EDIT_LAYERS.value,
+                              recipe=_RECIPE.value, noise=_NOISE.value, layout=_LAYOUT.value,
+                              truncation_cutoff=_CUTOFF.value, overwrite=_OVERWRITE.value)
+    except (ValueError, FileNotFoundError, FileExistsError) as e:
+        raise SystemExit(f"error: {e}") from None
+    from stylegan_jax.export import manifest_path  # pylint: disable=import-outside-toplevel
+    inputs = ", ".join(f"{s['name']}{s['shape']}" for s in manifest["inputs"])
+    print(f"wrote {_OUT.value} and {manifest_path(_OUT.value)} in "
+          f"{time.perf_counter() - start:.1f} s; inputs: {inputs}; output: images"
+          f"{manifest['outputs'][0]['shape']} in [-1, 1]")
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,195 @@
+"""Conditional StyleGAN: label layouts, the ACGAN losses, label sampling and per-class truncation.
+
+Labels are LabelSpec vectors (stylegan_jax/data/labels.py): one one-hot block per attribute, a zero
+block meaning "unspecified". The generator always takes them the official way (an embedding
+concatenated to z, networks.MappingNetwork); the discriminator's `conditioning` field picks how D
+uses them (networks.CONDITIONING_MODES):
+
+* "switch" (official StyleGAN): one D output per label column, the label selects it.
+* "projection" (Miyato & Koyama, arXiv 1802.05637): score += <V y, phi(x)>; the logistic loss is
+  unchanged, the conditioning lives in D (networks.projection_scores).
+* "acgan" (Odena et al., arXiv 1610.09585 section 3): D also classifies. D minimizes the
+  classification loss on the *real* images (the paper also trains it on fakes; with fakes that are
+  still noise early in progressive growing that only teaches the head to label noise), and G
+  minimizes the same loss on its fakes against the labels it was asked for.
+
+Classification loss per attribute group: softmax cross-entropy over the group's classes ("softmax",
+the exact likelihood of one-of-K blocks; for a yes/no attribute it equals a sigmoid on the logit
+difference), or independent sigmoid cross-entropy per label column ("sigmoid", the multi-label tag
+formulation). Each attribute's loss is averaged over the examples where it is specified, then the
+attributes' losses are summed, so every attribute weighs the same however often it is labelled.
+
+Labels for G during training are those of the real minibatch (the data's joint label distribution,
+as the official loop draws dataset labels); `sample_labels` draws uniform per-attribute labels, e.g.
+for evaluation grids.
+"""
+from typing import Optional, Tuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from stylegan_jax.data.labels import LabelSpec
+from stylegan_jax.networks import CONDITIONING_MODES, Generator
+
+ACGAN_LOSSES = ("softmax", "sigmoid")
+# (attribute name, first column, number of classes) per attribute, in label-vector order.
+Groups = Tuple[Tuple[str, int, int], ...]
+
+
+def label_size(spec: Optional[LabelSpec]) -> int:
+    """Width of the label vector for G and D: spec.dim, or 0 for unlabelled data."""
+    return 0 if spec is None else spec.dim
+
+
+def attribute_groups(spec: LabelSpec) -> Groups:
+    """The spec's attribute blocks as a hashable tuple (static under jit)."""
+    groups, offset = [], 0
+    for name, classes in spec.attributes:
+        groups.append((name, offset, len(classes)))
+        offset += len(classes)
+    return tuple(groups)
+
+
+def check_conditioning(conditioning: str, acgan_loss: str = "softmax"):
+    """Validates the conditioning mode and ACGAN loss names with a one-line error."""
+    if conditioning not in CONDITIONING_MODES:
+        raise ValueError(f"unknown conditioning {conditioning!r}: choose one of {', '.join(CONDITIONING_MODES)}")
+    if acgan_loss not in ACGAN_LOSSES:
+        raise ValueError(f"unknown ACGAN loss {acgan_loss!r}: choose one of {', '.join(ACGAN_LOSSES)}")
+
+
+def check_labels(labels, spec: LabelSpec) -> np.ndarray:
+    """Label vectors [N, spec.dim] (or one [dim] vector) as float32 [N, dim]; clear error otherwise."""
+    labels = np.asarray(labels, np.float32)
+    if labels.ndim == 1:
+        labels = labels[None]
+    if labels.ndim != 2 or labels.shape[1] != spec.dim:
+        raise ValueError(f"label vectors must have size {spec.dim} ({spec.describe()}), got shape "
+                         f"{labels.shape}: build them with LabelSpec.encode or .parse")
+    return labels
+
+
+def group_log_softmax(logits, groups: Groups):
+    """Per-attribute log-softmax of logits [N, dim] (each block normalized on its own)."""
+    return jnp.concatenate([jax.nn.log_softmax(logits[:, o:o + k], axis=-1) for _, o, k in groups],
+                           axis=-1)
+
+
+def attribute_probabilities(logits, groups: Groups):
+    """{attribute: class probabilities [N, K]} from logits [N, dim] (per-attribute softmax)."""
+    return {name: jax.nn.softmax(logits[:, o:o + k], axis=-1) for name, o, k in groups}
+
+
+def classification_loss(logits, labels, groups: Groups, kind: str = "softmax"):
+    """ACGAN's L_C: sum over attributes of the mean (over examples that specify it) loss.
+
+    kind "softmax": cross-entropy of each attribute's one-hot block under its softmax;
+    kind "sigmoid": sum over the block's columns of the binary cross-entropy of sigmoid(logit).
+    """
+    check_conditioning("acgan", kind)
+    logits = logits.astype(jnp.float32)
+    labels = labels.astype(jnp.float32)
+    if kind == "softmax":
+        per_column = -labels * group_log_softmax(logits, groups)
+    else:
+        per_column = jax.nn.softplus(logits) - labels * logits  # -log sigmoid(+-logit)
+    total = jnp.zeros((), jnp.float32)
+    for _, o, k in groups:
+        specified = (jnp.sum(labels[:, o:o + k], axis=1) > 0).astype(jnp.float32)
+        per_example = jnp.sum(per_column[:, o:o + k], axis=1)
+        total += jnp.sum(per_example * specified) / jnp.maximum(jnp.sum(specified), 1.0)
+    return total
+
+
+def acgan_d_loss(real_logits, real_labels, groups: Groups, weight: float = 1.0, kind: str = "softmax"):
+    """D's auxiliary loss: classify the real images as their labels."""
+    return weight * classification_loss(real_logits, real_labels, groups, kind)
+
+
+def acgan_g_loss(fake_logits, target_labels, groups: Groups, weight: float = 1.0, kind: str = "softmax"):
+    """G's auxiliary loss: D's classifier should recognize the labels G was asked for."""
+    return weight * classification_loss(fake_logits, target_labels, groups, kind)
+
+
+def sample_labels(rng, groups: Groups, batch: int):
+    """Uniformly random label vectors [batch, dim]: one class per attribute, independently."""
+    keys = jax.random.split(rng, len(groups))
+    blocks = [jax.nn.one_hot(jax.random.randint(key, (batch,), 0, k), k, dtype=jnp.float32)
+              for key, (_, _, k) in zip(keys, groups)]
+    return jnp.concatenate(blocks, axis=1)
+
+
+# ----------------------------------------------------------------------------------------------
+# Truncation toward the class centre. Truncating a conditional G toward the global w average
+# pulls every image toward the average *class* too (psi -> 0 gives the same face for every label);
+# users expect "the typical blonde", i.e. the average w of that label.
+
+def update_class_w_avg(class_w_avg, w, labels, beta: float = 0.995):
+    """Moving average of w per label column: row c tracks the mean w of examples with y_c = 1.
+
+    class_w_avg [dim, D], w [N, D] (or [N, layers, D]: layer 0 is used), labels [N, dim]. Columns
+    absent from the batch keep their value (a pure function: returns the new array).
+    """
+    w = w[:, 0] if w.ndim == 3 else w
+    weights = labels.astype(jnp.float32)
+    counts = jnp.sum(weights, axis=0)                                  # [dim]
+    batch_means = (weights.T @ w.astype(jnp.float32)) / jnp.maximum(counts, 1.0)[:, None]
+    updated = batch_means + (class_w_avg - batch_means) * beta         # lerp(batch_mean, avg, beta)
+    return jnp.where((counts > 0)[:, None], updated, class_w_avg)
+
+
+def w_avg_for_labels(class_w_avg, labels):
+    """The truncation centre of each label vector: the mean of its specified classes' averages.
+
+    For a one-of-K label this is exactly the tracked average of that class. labels [N, dim] ->
+    [N, 1, D], broadcastable against w [N, layers, D] in networks.truncate.
+    """
+    weights = labels.astype(jnp.float32)
+    centre = (weights @ class_w_avg) / jnp.maximum(jnp.sum(weights, axis=1, keepdims=True), 1.0)
+    return centre[:, None, :]
+
+
+def estimate_w_avg_for_labels(G: Generator, g_params, labels, rng, num_samples: int = 1024):
+    """E_z[mapping(z, y)] per label vector y, by Monte Carlo (for checkpoints without class averages).
+
+    labels [N, dim] -> [N, 1, D]. Runs num_samples latents per label vector through the mapping.
+    """
+    labels = jnp.asarray(labels, jnp.float32)
+    z = jax.random.normal(rng, (num_samples, G.latent_size), jnp.float32)
+
+    def centre(label):
+        w = G.apply({"params": g_params}, z, jnp.broadcast_to(label, (num_samples, label.shape[0])),
+                    method=Generator.mapping)
+        return jnp.mean(w[:, 0], axis=0)
+
+    return jax.lax.map(centre, labels)[:, None, :]
+
+
+def complete_labels(spec: LabelSpec, text: str, batch: int, rng):
+    """[batch, dim] label vectors: the classes `text` names (e.g. "hair_color=blonde,mouth_open=1",
+    LabelSpec.parse, whose errors name the valid choices), other attributes uniformly random."""
+    requested = spec.parse(text)
+    random = np.array(sample_labels(rng, attribute_groups(spec), batch))  # a writable copy
+    for _, o, k in attribute_groups(spec):
+        if requested[o:o + k].any():
+            random[:, o:o + k] = requested[o:o + k]
+    return random
+
+
+def checkpoint_label_spec(meta) -> Optional[LabelSpec]:
+    """The LabelSpec a training checkpoint records (its meta JSON), None if unconditional.
+
+    Checkpoints from before the spec was recorded fall back to their data source's spec.
+    """
+    if meta.get("label_spec"):
+        return LabelSpec.from_json(meta["label_spec"])
+    if not meta.get("label_size"):
+        return None
+    from stylegan_jax.data.pipeline import dataset_info  # pylint: disable=import-outside-toplevel
+    data = meta["config"]["data"]
+    spec = dataset_info(data["source"], data_dir=data.get("data_dir"))["label_spec"]
+    if spec is None or spec.dim != meta["label_size"]:
+        raise ValueError(f"the checkpoint has labels of size {meta['label_size']} but records no "
+                         f"label spec, and {data['source']} does not give one of that size")
+    return spec

@@ -1,0 +1,267 @@
+"""`Explorer`: generate images, look at every layer's feature maps, re-render edits fast.
+
+All network calls are jitted (eager Flax is very slow on CPU); one program is compiled per kind of
+call -- full synthesis, or re-synthesis resuming after a given edited layer -- and kept.
+
+Cached re-synthesis: the first synthesis of a w records every layer's (unedited) activation. A
+later call with feature-map edits whose earliest edited layer is L starts from the cached output of
+L plus its delta and runs only the layers after L (SynthesisNetwork's `resume`), which is what makes
+dragging an amount slider interactive. With the same noise the result equals full synthesis with
+the same edits (tests check this).
+"""
+import collections
+import dataclasses
+import hashlib
+import threading
+from typing import Dict, List, Mapping, Optional, Sequence, Union
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from stylegan_jax.explore.model import GeneratorBundle, load_generator
+from stylegan_jax.networks import Generator, layer_names, stage_shape, truncate
+from stylegan_jax.training.samples import to_uint8
+from stylegan_jax.training.steps import cpu_compiler_options
+
+NOISE_MODES = ("const", "random", "none")
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerInfo:
+    """One synthesis layer: its name, index (= which w it takes) and output shape."""
+    name: str
+    index: int
+    height: int
+    width: int
+    channels: int
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass
+class Rendering:
+    """Images in [-1, 1] (float32 [N, H, W, 3]) and, on request, {layer: float32 [N, h, w, c]}."""
+    images: np.ndarray
+    features: Optional[Dict[str, np.ndarray]] = None
+
+    @property
+    def uint8(self) -> np.ndarray:
+        """The images as uint8 [N, H, W, 3]."""
+        return to_uint8(self.images)
+
+
+def seed_latents(seeds: Sequence[int], latent_size: int) -> np.ndarray:
+    """z for integer seeds, float32 [len(seeds), latent_size]; seed s always gives the same z."""
+    return np.stack([np.random.default_rng(int(s)).standard_normal(latent_size).astype(np.float32)
+                     for s in seeds])
+
+
+def _digest(*arrays) -> str:
+    h = hashlib.sha1()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(str((a.shape, a.dtype.str)).encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+class Explorer:
+    """A generator opened for exploration at its full resolution (the last stage)."""
+
+    def __init__(self, bundle: GeneratorBundle, *, noise_mode: str = "const", cache_size: int = 16,
+                 fast_compile: bool = False):
+        """noise_mode: default noise ("const", "random" or "none"); cache_size: how many w's
+        activations are kept for re-synthesis; fast_compile: skip XLA:CPU optimizations (compiles
+        ~4x faster, runs slower; for tests and one-off scripts)."""
+        if noise_mode not in NOISE_MODES:
+            raise ValueError(f"unknown noise mode {noise_mode!r}: choose one of {', '.join(NOISE_MODES)}")
+        self.module: Generator = bundle.module
+        self.params = jax.device_put(bundle.params)
+        self.w_avg = np.asarray(bundle.w_avg, np.float32)
+        self.info = dict(bundle.info)
+        self.noise_mode = noise_mode
+        self.stage = self.module.num_stages - 1
+        self.image_shape = stage_shape(tuple(self.module.base_shape), self.stage)
+        self._cache = collections.OrderedDict()  # (w, noise) digest -> (images, {layer: activation})
+        self._cache_size = cache_size
+        self._programs = {}
+        self._lock = threading.RLock()  # a web server may call from several threads
+        self._compiler_options = cpu_compiler_options(fast_compile)
+        names = layer_names(tuple(self.module.base_shape), self.module.num_stages)
+        shapes = jax.eval_shape(lambda p, w: self._apply(p, w, jax.random.PRNGKey(0), "none",
+                                                         features=True)[1],
+                                self.params, jnp.zeros((1, self.num_layers, self.dlatent_size)))
+        self.layers: List[LayerInfo] = [
+            LayerInfo(n, i, *shapes[n].shape[1:]) for i, n in enumerate(names)]
+
+    # ------------------------------------------------------------------ construction / description
+    @classmethod
+    def open(cls, path: str, **kwargs) -> "Explorer":
+        """An explorer on a workdir, checkpoint step directory or exported .npz."""
+        return cls(load_generator(path), **kwargs)
+
+    @property
+    def num_layers(self) -> int:
+        return self.module.num_layers
+
+    @property
+    def dlatent_size(self) -> int:
+        return self.module.dlatent_size
+
+    @property
+    def latent_size(self) -> int:
+        return self.module.latent_size
+
+    def layer(self, name: str) -> LayerInfo:
+        """The layer called `name`; ValueError naming the valid ones otherwise."""
+        for info in self.layers:
+            if info.name == name:
+                return info
+        raise ValueError(f"unknown layer {name!r}: choose one of {', '.join(l.name for l in self.layers)}")
+
+    def describe(self) -> dict:
+        """What a client needs to know about the model, as JSON-friendly values."""
+        return {"image_shape": list(self.image_shape), "latent_size": self.latent_size,
+                "dlatent_size": self.dlatent_size, "num_layers": self.num_layers,
+                "label_size": self.module.label_size, "noise_mode": self.noise_mode,
+                "layers": [l.to_json() for l in self.layers], "info": self.info}
+
+    # ------------------------------------------------------------------ latents
+    def z_from_seeds(self, seeds: Sequence[int]) -> np.ndarray:
+        """z [N, latent_size] for integer seeds."""
+        return seed_latents(seeds, self.latent_size)
+
+    def mapping(self, z, labels=None) -> np.ndarray:
+        """z [N, latent] (+ labels) -> w [N, num_layers, dlatent] (no truncation)."""
+        z = np.asarray(z, np.float32)
+        if z.ndim != 2 or z.shape[1] != self.latent_size:
+            raise ValueError(f"z must have shape [N, {self.latent_size}], got {list(z.shape)}")
+        if self.module.label_size and labels is None:
+            raise ValueError(f"this generator is conditional: pass labels of shape "
+                             f"[N, {self.module.label_size}]")
+        fn = self._program(("mapping",), lambda p, z, y: self.module.apply(
+            {"params": p}, z, y, method=Generator.mapping))
+        labels = None if labels is None else np.asarray(labels, np.float32)
+        return np.asarray(fn(self.params, z, labels))
+
+    def truncate(self, w, psi: float, center=None, cutoff: Optional[int] = None) -> np.ndarray:
+        """Truncation toward `center` (default the average w; pass another image's w to make
+        variations of a "base image"), in layers < cutoff (None = all)."""
+        center = self.w_avg if center is None else np.asarray(center, np.float32)
+        w = np.asarray(w, np.float32)
+        if center.ndim == 3 and center.shape[0] == 1:
+            center = center[0]
+        return np.asarray(truncate(w, center, np.float32(psi), cutoff), np.float32)
+
+    def w_from_seeds(self, seeds: Sequence[int], psi: float = 1.0, center=None, labels=None) -> np.ndarray:
+        """w [N, num_layers, dlatent] of integer seeds, truncated by psi toward `center`."""
+        w = self.mapping(self.z_from_seeds(seeds), labels)
+        return w if psi == 1.0 else self.truncate(w, psi, center)
+
+    # ------------------------------------------------------------------ synthesis
+    def _apply(self, params, w, key, noise_mode, *, features=False, edits=None, resume=None):
+        return self.module.apply({"params": params}, w, stage=self.stage, noise_mode=noise_mode,
+                                 edits=edits, return_features=features, resume=resume,
+                                 rngs={"noise": key}, method=Generator.synthesis)
+
+    def _program(self, key, fn):
+        if key not in self._programs:
+            self._programs[key] = jax.jit(fn, compiler_options=self._compiler_options)
+        return self._programs[key]
+
+    def check_w(self, w) -> np.ndarray:
+        """w as float32 [N, num_layers, dlatent] (a single [num_layers, dlatent] gets N = 1)."""
+        w = np.asarray(w, np.float32)
+        if w.ndim == 2:
+            w = w[None]
+        if w.shape[1:] != (self.num_layers, self.dlatent_size):
+            raise ValueError(f"w must have shape [N, {self.num_layers}, {self.dlatent_size}], "
+                             f"got {list(w.shape)}")
+        return w
+
+    def check_deltas(self, deltas: Optional[Mapping[str, np.ndarray]], batch: int) -> Dict[str, np.ndarray]:
+        """Validates {layer: delta}; each delta broadcasts to [batch, h, w, c] of its layer."""
+        out = {}
+        for name, delta in (deltas or {}).items():
+            info = self.layer(name)
+            delta = np.asarray(delta, np.float32)
+            want = (info.height, info.width, info.channels)
+            if delta.ndim == 3:
+                delta = delta[None]
+            if delta.ndim != 4 or delta.shape[1:] != want or delta.shape[0] not in (1, batch):
+                raise ValueError(f"delta for {name} must have shape [1 or {batch}, {want[0]}, "
+                                 f"{want[1]}, {want[2]}], got {list(delta.shape)}")
+            out[name] = delta
+        return out
+
+    def synthesize(self, w, deltas: Optional[Mapping[str, np.ndarray]] = None, *,
+                   noise_mode: Optional[str] = None, noise_seed: int = 0,
+                   return_features: bool = False, use_cache: bool = True) -> Rendering:
+        """Images of w [N, num_layers, dlatent] with {layer: delta} added to feature maps.
+
+        noise_mode: "const" (default of the explorer), "random" (drawn from noise_seed) or "none".
+        With use_cache, edits re-run only the layers after the earliest edited one.
+        """
+        with self._lock:
+            return self._synthesize(w, deltas, noise_mode, noise_seed, return_features, use_cache)
+
+    def _synthesize(self, w, deltas, noise_mode, noise_seed, return_features, use_cache) -> Rendering:
+        w = self.check_w(w)
+        # An all-zero delta (a slider at 0) is no edit: the image is exactly the unedited one.
+        deltas = {k: v for k, v in self.check_deltas(deltas, w.shape[0]).items() if np.any(v)}
+        mode = self.noise_mode if noise_mode is None else noise_mode
+        if mode not in NOISE_MODES:
+            raise ValueError(f"unknown noise mode {mode!r}: choose one of {', '.join(NOISE_MODES)}")
+        key = jax.random.PRNGKey(int(noise_seed))
+        if deltas and not use_cache:
+            images, feats = self._full(mode, deltas)(self.params, w, key, deltas)
+            return self._rendering(images, feats if return_features else None)
+        images, cached = self._unedited(w, mode, noise_seed, key)
+        if not deltas:
+            return self._rendering(images, cached if return_features else None)
+        order = sorted(deltas, key=lambda n: self.layer(n).index)
+        first, rest = order[0], {n: deltas[n] for n in order[1:]}
+        start = cached[first] + deltas[first]
+        fn = self._program(("resume", mode, first, tuple(order[1:])),
+                           lambda p, w, k, s, d: self._apply(p, w, k, mode, features=True,
+                                                             edits=d or None, resume=(first, s)))
+        images, after = fn(self.params, w, key, start, rest)
+        if not return_features:
+            return self._rendering(images, None)
+        feats = {n: cached[n] for n in cached if self.layer(n).index < self.layer(first).index}
+        feats[first] = start
+        feats.update(after)
+        return self._rendering(images, feats)
+
+    def _full(self, mode, deltas):
+        """The full-synthesis program (images and all features) for edits of these layers."""
+        return self._program(("full", mode, tuple(sorted(deltas))), lambda p, w, k, d: self._apply(
+            p, w, k, mode, features=True, edits=d or None))
+
+    def _unedited(self, w, mode, noise_seed, key):
+        """(images, features) of w without edits, from the cache (LRU) or computed and cached."""
+        # The noise seed only matters for random noise.
+        digest = _digest(w, np.frombuffer(mode.encode(), np.uint8),
+                         np.asarray(noise_seed if mode == "random" else 0))
+        if digest not in self._cache:
+            self._cache[digest] = self._full(mode, {})(self.params, w, key, {})
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        self._cache.move_to_end(digest)
+        return self._cache[digest]
+
+    def _rendering(self, images, feats) -> Rendering:
+        images = np.asarray(images, np.float32)
+        if feats is None:
+            return Rendering(images)
+        return Rendering(images, {l.name: np.asarray(feats[l.name], np.float32) for l in self.layers})
+
+    def features(self, w, layer: Optional[str] = None,
+                 **kwargs) -> Union[np.ndarray, Dict[str, np.ndarray]]:
+        """Unedited feature maps of w: one layer's [N, h, w, c], or all as {layer: ...}."""
+        if layer is not None:
+            self.layer(layer)
+        feats = self.synthesize(w, return_features=True, **kwargs).features
+        return feats if layer is None else feats[layer]

@@ -1,0 +1,190 @@
+"""Edit recipes: edits, the locators that place them, and latent directions, as versioned JSON.
+
+    {"format": "stylegan_jax.recipe", "version": 1, "name": "open mouth",
+     "locators": {"mouth": {"layer": "16x8_conv1", "channels": "3,7", "threshold": 0.5}},
+     "edits": [{"layer": "16x8_conv1", "channels": "1,3,10-20*0.5", "amount": 2.0,
+                "mask": [[0, 1, ...], ...] or null, "locator": "mouth", "anchor": [0.7, 0.5],
+                "name": "open", "enabled": true}],
+     "directions": [{"name": "black hair", "vector": [...], "strength": 1.0, "layers": [0, 8]}]}
+
+`Recipe.from_json` checks the structure and types and raises a one-line ValueError naming the bad
+field; `Recipe.check(explorer)` checks it against a model (layers, channel ranges, mask shapes).
+`apply_recipe` applies one to any w: directions first, then the located, summed feature-map edits.
+"""
+import dataclasses
+import json
+from typing import Any, Dict, List, Optional, Sequence
+
+import numpy as np
+
+from stylegan_jax.explore.edits import Edit, edit_deltas, format_channels, parse_channels
+from stylegan_jax.explore.latent import Direction, apply_directions
+from stylegan_jax.explore.locate import Locator, place_mask
+
+FORMAT = "stylegan_jax.recipe"
+VERSION = 1
+_ANY_CHANNEL = 1 << 30  # ranges are checked against a model by Recipe.check
+
+
+@dataclasses.dataclass
+class Recipe:
+    """A reusable set of edits (see the module docstring for the JSON form)."""
+    edits: List[Edit] = dataclasses.field(default_factory=list)
+    locators: Dict[str, Locator] = dataclasses.field(default_factory=dict)
+    directions: List[Direction] = dataclasses.field(default_factory=list)
+    name: str = ""
+
+    def check(self, explorer) -> "Recipe":
+        """ValueError when the recipe does not fit the explorer's model."""
+        for name, locator in self.locators.items():
+            locator.check(explorer.layer(locator.layer))
+        for i, edit in enumerate(self.edits):
+            edit.check(explorer.layer(edit.layer))
+            if edit.locator is not None:
+                if edit.locator not in self.locators:
+                    raise ValueError(f"edit {i} uses locator {edit.locator!r}, but the recipe has "
+                                     f"{sorted(self.locators) or 'none'}")
+                if edit.mask is None or edit.anchor is None:
+                    raise ValueError(f"edit {i} has a locator, so it needs a mask and an anchor")
+        for d in self.directions:
+            d.check(explorer.num_layers, explorer.dlatent_size)
+        return self
+
+    def to_json(self) -> Dict[str, Any]:
+        """JSON-ready dict (floats written exactly as the float32 values they hold)."""
+        return {"format": FORMAT, "version": VERSION, "name": self.name,
+                "locators": {n: {"layer": l.layer, "channels": format_channels(l.channels),
+                                 "threshold": float(l.threshold)} for n, l in self.locators.items()},
+                "edits": [{"name": e.name, "layer": e.layer, "channels": format_channels(e.channels),
+                           "amount": float(e.amount), "enabled": bool(e.enabled),
+                           "mask": None if e.mask is None else np.asarray(e.mask, np.float32).tolist(),
+                           "locator": e.locator,
+                           "anchor": None if e.anchor is None else [float(a) for a in e.anchor]}
+                          for e in self.edits],
+                "directions": [d.to_json() for d in self.directions]}
+
+    def dumps(self) -> str:
+        """The recipe as a JSON string."""
+        return json.dumps(self.to_json())
+
+    @classmethod
+    def from_json(cls, obj) -> "Recipe":
+        """A recipe from a JSON string or dict; ValueError naming the first problem."""
+        if isinstance(obj, (str, bytes)):
+            try:
+                obj = json.loads(obj)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"recipe is not valid JSON ({e.msg} at line {e.lineno} column "
+                                 f"{e.colno})") from None
+        _expect(obj, dict, "recipe")
+        if obj.get("format") != FORMAT:
+            raise ValueError(f"recipe 'format' must be {FORMAT!r}, got {obj.get('format')!r}")
+        if obj.get("version") != VERSION:
+            raise ValueError(f"recipe version {obj.get('version')!r} is not supported: this code "
+                             f"reads version {VERSION}")
+        unknown = set(obj) - {"format", "version", "name", "locators", "edits", "directions"}
+        if unknown:
+            raise ValueError(f"unknown recipe field(s) {sorted(unknown)}")
+        locators = {}
+        for name, spec in _expect(obj.get("locators", {}), dict, "locators").items():
+            where = f"locators.{name}"
+            _fields(spec, where, required=("layer", "channels"), optional=("threshold",))
+            locators[name] = Locator(_expect(spec["layer"], str, f"{where}.layer"),
+                                     _channels(spec["channels"], f"{where}.channels"),
+                                     threshold=_number(spec.get("threshold", 0.5), f"{where}.threshold"),
+                                     name=name)
+        edits = [_edit(spec, f"edits[{i}]")
+                 for i, spec in enumerate(_expect(obj.get("edits", []), list, "edits"))]
+        directions = [Direction.from_json(spec, f"directions[{i}]")
+                      for i, spec in enumerate(_expect(obj.get("directions", []), list, "directions"))]
+        return cls(edits, locators, directions, name=_expect(obj.get("name", ""), str, "name"))
+
+
+def _expect(value, kind, where):
+    if not isinstance(value, kind) or (kind in (int, float) and isinstance(value, bool)):
+        raise ValueError(f"recipe field {where} must be a {kind.__name__}, got {type(value).__name__}")
+    return value
+
+
+def _number(value, where) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
+        raise ValueError(f"recipe field {where} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def _fields(spec, where, required, optional):
+    _expect(spec, dict, where)
+    missing = [k for k in required if k not in spec]
+    if missing:
+        raise ValueError(f"recipe field {where} is missing {missing}")
+    unknown = set(spec) - set(required) - set(optional)
+    if unknown:
+        raise ValueError(f"unknown field(s) {sorted(unknown)} in recipe field {where}")
+
+
+def _channels(value, where) -> Dict[int, float]:
+    try:
+        channels = parse_channels(_expect(value, str, where), _ANY_CHANNEL)
+    except ValueError as e:
+        raise ValueError(f"recipe field {where}: {e}") from None
+    if not channels:
+        raise ValueError(f"recipe field {where} lists no channels")
+    return channels
+
+
+def _edit(spec, where) -> Edit:
+    _fields(spec, where, required=("layer", "channels"),
+            optional=("name", "amount", "enabled", "mask", "locator", "anchor"))
+    mask = spec.get("mask")
+    if mask is not None:
+        try:
+            mask = np.asarray(mask, np.float32)
+        except (TypeError, ValueError):
+            raise ValueError(f"recipe field {where}.mask must be a 2-d list of numbers") from None
+        if mask.ndim != 2 or not np.all(np.isfinite(mask)):
+            raise ValueError(f"recipe field {where}.mask must be a 2-d list of finite numbers, "
+                             f"got shape {list(mask.shape)}")
+    anchor = spec.get("anchor")
+    if anchor is not None:
+        if not isinstance(anchor, list) or len(anchor) != 2:
+            raise ValueError(f"recipe field {where}.anchor must be [y, x]")
+        anchor = tuple(_number(a, f"{where}.anchor") for a in anchor)
+    locator = spec.get("locator")
+    return Edit(_expect(spec["layer"], str, f"{where}.layer"), _channels(spec["channels"], f"{where}.channels"),
+                mask=mask, amount=_number(spec.get("amount", 1.0), f"{where}.amount"),
+                name=_expect(spec.get("name", ""), str, f"{where}.name"),
+                enabled=_expect(spec.get("enabled", True), bool, f"{where}.enabled"),
+                locator=None if locator is None else _expect(locator, str, f"{where}.locator"),
+                anchor=anchor)
+
+
+def recipe_deltas(explorer, recipe: Recipe, w, **synthesis_kwargs) -> Dict[str, np.ndarray]:
+    """{layer: delta [N or 1, h, w, c]} of the recipe's edits on w, with located masks placed."""
+    located = {}
+    for name in sorted({e.locator for e in recipe.edits if e.enabled and e.locator}):
+        locator = recipe.locators[name]
+        features = explorer.features(w, locator.layer, **synthesis_kwargs)
+        located[name] = locator.locate(features)
+    masks = {i: place_mask(e.mask, e.anchor, located[e.locator].centroid)
+             for i, e in enumerate(recipe.edits) if e.enabled and e.locator}
+    return edit_deltas(recipe.edits, explorer, masks)
+
+
+def apply_recipe(explorer, recipe: Recipe, w, *, amount_scale: float = 1.0,
+                 **synthesis_kwargs):
+    """Renders w [N, layers, dlatent] with the recipe applied; returns (Rendering, edited w).
+
+    amount_scale multiplies every edit's amount and direction's strength (0 = unedited).
+    """
+    recipe.check(explorer)
+    w = apply_directions(explorer.check_w(w), recipe.directions, amount_scale)
+    deltas = recipe_deltas(explorer, recipe, w, **synthesis_kwargs)
+    deltas = {k: v * np.float32(amount_scale) for k, v in deltas.items()}
+    return explorer.synthesize(w, deltas, **synthesis_kwargs), w
+
+
+def apply_to_seeds(explorer, recipe: Recipe, seeds: Sequence[int], *, psi: float = 1.0,
+                   center: Optional[np.ndarray] = None, amount_scale: float = 1.0, **synthesis_kwargs):
+    """The recipe on a batch of seeds' w; returns (Rendering, edited w)."""
+    w = explorer.w_from_seeds(seeds, psi=psi, center=center)
+    return apply_recipe(explorer, recipe, w, amount_scale=amount_scale, **synthesis_kwargs)

@@ -1,0 +1,4 @@
+"""Export a trained generator for game engines and other runtimes (ONNX, TensorFlow SavedModel)."""
+from stylegan_jax.export.exporters import (FORMATS, build_manifest, export, export_onnx,
+                                           export_savedmodel, manifest_path, onnx_model)
+from stylegan_jax.export.generator_fn import ExportOptions, input_specs, make_export_function

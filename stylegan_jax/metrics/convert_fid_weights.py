@@ -1,0 +1,66 @@
+"""Convert pytorch-fid's Inception weights (.pth state dict) to the .npz our FID network loads.
+
+Only for users who have PyTorch; nothing else in stylegan_jax needs it. Usage:
+
+    # get https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth
+    python -m stylegan_jax.metrics.convert_fid_weights pt_inception-2015-12-05-6726825d.pth fid_inception.npz
+
+The .npz keeps pytorch-fid's key names and array layouts unchanged (the mapping to Flax is in
+inception.py); the result is checked by loading it into the Flax network before it is written.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+
+import numpy as np
+
+from stylegan_jax.metrics.inception import variables_from_state_dict
+
+
+def read_torch_state_dict(pth_path: str) -> dict[str, np.ndarray]:
+    """name -> numpy array from a torch .pth state dict (imports torch lazily)."""
+    try:
+        import torch
+    except ImportError as error:
+        raise ImportError("converting a .pth needs PyTorch: pip install torch (only for this conversion)") from error
+    if not os.path.exists(pth_path):
+        raise FileNotFoundError(f"no such weights file: '{pth_path}'")
+    state_dict = torch.load(pth_path, map_location="cpu", weights_only=True)
+    return {key: value.detach().cpu().numpy() for key, value in state_dict.items()}
+
+
+def write_npz_atomically(arrays: dict[str, np.ndarray], npz_path: str) -> None:
+    """np.savez to a temporary file next to `npz_path`, then rename it into place."""
+    directory = os.path.dirname(os.path.abspath(npz_path))
+    handle, temporary = tempfile.mkstemp(suffix=".npz.tmp", dir=directory)
+    try:
+        with os.fdopen(handle, "wb") as file:
+            np.savez(file, **arrays)
+        os.replace(temporary, npz_path)
+    except BaseException:
+        os.unlink(temporary)
+        raise
+
+
+def convert(pth_path: str, npz_path: str) -> None:
+    """Read the pytorch-fid .pth, check it fits FIDInceptionV3, write it as .npz."""
+    if not npz_path.endswith(".npz"):
+        raise ValueError(f"output must end in .npz, got '{npz_path}'")
+    arrays = read_torch_state_dict(pth_path)
+    variables_from_state_dict(arrays, source=f"'{pth_path}'")   # raises on a wrong file before writing
+    write_npz_atomically(arrays, npz_path)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("pth_path", help="pytorch-fid pt_inception-2015-12-05-*.pth")
+    parser.add_argument("npz_path", help="output .npz for stylegan_jax.metrics.load_fid_inception")
+    args = parser.parse_args(argv)
+    convert(args.pth_path, args.npz_path)
+    print(f"wrote {args.npz_path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Training: progressive schedule, train state, data-parallel steps, checkpoints and the loop."""

@@ -1,0 +1,140 @@
+"""Orbax checkpoints of the whole TrainState, with a checksum, that refuse to load wrong data.
+
+A checkpoint is one orbax step directory holding the state and a JSON record (`meta`: images
+seen, data-stream position, the config, a CRC32 of every array). Writes are atomic (orbax writes
+to a temporary directory and renames it when complete) and the last `keep` are kept.
+
+Loading fails with a one-line `CheckpointError` when the checkpoint does not fit the current
+config (a parameter's shape differs) or cannot be read / does not match its checksum; the
+checkpoint is left exactly as it is (the run stops before anything is written).
+"""
+import os
+import zlib
+from typing import Any, Dict, Optional, Tuple
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+
+from stylegan_jax.training.parallel import to_host
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be resumed from (corrupt, or made with another config)."""
+
+
+def _path_str(path) -> str:
+    """'g_params/synthesis_network/8x4_conv/weight' for any mix of dict/attr/index keys."""
+    parts = []
+    for key in path:
+        for attr in ("key", "name", "idx"):
+            if hasattr(key, attr):
+                parts.append(str(getattr(key, attr)))
+                break
+    return "/".join(parts)
+
+
+def _shapes(tree) -> Dict[str, Tuple[int, ...]]:
+    leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
+    return {_path_str(p): tuple(getattr(x, "shape", ())) for p, x in leaves}
+
+
+def state_checksum(host_state) -> int:
+    """CRC32 over the bytes of every array of a host (numpy) pytree, in tree order."""
+    crc = 0
+    for leaf in jax.tree.leaves(host_state):
+        crc = zlib.crc32(np.ascontiguousarray(leaf).tobytes(), crc)
+    return crc
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0][:200] if text else ''}"
+
+
+class Checkpointer:
+    """Saves and restores TrainStates in `directory` (an orbax CheckpointManager)."""
+
+    def __init__(self, directory: str, keep: int, read_only: bool = False):
+        self.directory = os.path.abspath(directory)
+        if read_only and not os.path.isdir(self.directory):
+            raise FileNotFoundError(f"no checkpoints in {self.directory}: train first, or give "
+                                    f"the workdir of a training run")
+        self._manager = ocp.CheckpointManager(
+            self.directory, options=ocp.CheckpointManagerOptions(
+                max_to_keep=keep, create=not read_only, read_only=read_only),
+            item_handlers={"state": ocp.StandardCheckpointHandler(),
+                           "meta": ocp.JsonCheckpointHandler()})
+
+    def latest_step(self) -> Optional[int]:
+        """Step of the newest complete checkpoint, or None."""
+        return self._manager.latest_step()
+
+    def save(self, state, meta: Dict[str, Any]) -> int:
+        """Starts writing `state` (all processes call this) and returns its step."""
+        host_state = to_host(state)
+        step = int(host_state.step)
+        meta = dict(meta, checksum=state_checksum(host_state))
+        self._manager.save(step, args=ocp.args.Composite(
+            state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)), force=True)
+        return step
+
+    def all_steps(self):
+        """Steps of all complete checkpoints, oldest first."""
+        return sorted(self._manager.all_steps())
+
+    def read_meta(self, step: Optional[int] = None) -> Dict[str, Any]:
+        """The JSON record of a checkpoint (default: the newest) without loading the state."""
+        step = self.latest_step() if step is None else step
+        if step is None:
+            raise FileNotFoundError(f"no checkpoint in {self.directory}: train first, or give "
+                                    f"the workdir of a run")
+        try:
+            return dict(self._manager.restore(step, args=ocp.args.Composite(
+                meta=ocp.args.JsonRestore()))["meta"])
+        except Exception as e:  # pylint: disable=broad-except
+            raise CheckpointError(f"checkpoint {self.directory}/{step} is unreadable "
+                                  f"({_first_line(e)})") from None
+
+    def restore(self, abstract_state, step: Optional[int] = None) -> Tuple[Any, Dict[str, Any]]:
+        """A checkpoint (default: the newest) as (state, meta); `abstract_state` gives shapes
+        and shardings."""
+        step = self.latest_step() if step is None else step
+        path = os.path.join(self.directory, str(step))
+        older = [s for s in self.all_steps() if s < step]
+        advice = (f"move it aside to resume from step {max(older)}, or use a new --workdir"
+                  if older else "use a new --workdir")
+        try:
+            saved = self._manager.item_metadata(step)["state"]
+            saved_shapes = _shapes(saved.tree if hasattr(saved, "tree") else saved)
+        except Exception as e:  # pylint: disable=broad-except  (any failure = unreadable)
+            raise CheckpointError(f"checkpoint {path} is unreadable ({_first_line(e)}); it was "
+                                  f"left untouched: {advice}") from None
+        wanted = _shapes(abstract_state)
+        for name in sorted(set(saved_shapes) | set(wanted)):
+            if saved_shapes.get(name) != wanted.get(name):
+                raise CheckpointError(
+                    f"checkpoint {path} was made with a different config ({name}: saved "
+                    f"{saved_shapes.get(name, 'absent')}, this config needs "
+                    f"{wanted.get(name, 'absent')}); it was left untouched: resume with the "
+                    f"config it was trained with or use a new --workdir")
+        try:
+            restored = self._manager.restore(step, args=ocp.args.Composite(
+                state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore()))
+            state, meta = restored["state"], dict(restored["meta"])
+            checksum = state_checksum(to_host(state))
+        except Exception as e:  # pylint: disable=broad-except
+            raise CheckpointError(f"checkpoint {path} is unreadable ({_first_line(e)}); it was "
+                                  f"left untouched: {advice}") from None
+        if meta.get("checksum") != checksum:
+            raise CheckpointError(f"checkpoint {path} is corrupt (checksum {checksum} != saved "
+                                  f"{meta.get('checksum')}); it was left untouched: {advice}")
+        return state, meta
+
+    def wait(self) -> None:
+        """Blocks until every started save is on disk."""
+        self._manager.wait_until_finished()
+
+    def close(self) -> None:
+        """Finishes pending saves and releases the manager."""
+        self._manager.close()

@@ -1,0 +1,68 @@
+"""Fixed-latent sample grids: the same z's at every snapshot, so progress is comparable."""
+import os
+from typing import Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from PIL import Image
+
+from stylegan_jax.networks import Generator
+
+GRID_SEED_OFFSET = 12345  # grid latents come from seed + this, independent of training draws
+
+
+def grid_latents(seed: int, num: int, latent_size: int) -> np.ndarray:
+    """The fixed latents of the sample grid: float32 [num, latent_size]."""
+    return np.asarray(jax.random.normal(jax.random.PRNGKey(seed + GRID_SEED_OFFSET),
+                                        (num, latent_size), jnp.float32))
+
+
+def make_sampler(G: Generator, out_sharding, compiler_options=None):
+    """jitted (g_params, z, labels, w_avg, alpha, psi; stage static) -> images in [-1, 1].
+
+    Noise is the per-layer constant noise, so a grid changes only when the weights do. All
+    processes must call it (it is one SPMD program); only process 0 needs to write the result.
+    """
+    def sample(g_params, z, labels, w_avg, alpha, psi, *, stage):
+        return G.apply({"params": g_params}, z, labels, stage=stage, alpha=alpha, w_avg=w_avg,
+                       psi=psi, noise_mode="const")
+    return jax.jit(sample, static_argnames=("stage",), out_shardings=out_sharding,
+                   compiler_options=compiler_options)
+
+
+def to_uint8(images) -> np.ndarray:
+    """[-1, 1] float images -> uint8 [0, 255]."""
+    return np.clip(np.rint((np.asarray(images, np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+def tile(images: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    """[rows*cols, H, W, C] -> one [rows*H, cols*W, C] image, row-major."""
+    n, h, w, c = images.shape
+    assert n == rows * cols, (n, rows, cols)
+    return images.reshape(rows, cols, h, w, c).transpose(0, 2, 1, 3, 4).reshape(rows * h, cols * w, c)
+
+
+def save_grid(images, path: str, rows: int, cols: int, upscale_to: Optional[int] = None) -> str:
+    """Writes images in [-1, 1] as a PNG grid, atomically (temp file + os.replace).
+
+    Early-stage images are small; `upscale_to` enlarges each cell (nearest neighbour) to that
+    height so grids of all stages have the same size.
+    """
+    images = to_uint8(images)
+    if upscale_to and images.shape[1] < upscale_to:
+        factor = upscale_to // images.shape[1]
+        images = images.repeat(factor, axis=1).repeat(factor, axis=2)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    temp = path + ".partial"
+    Image.fromarray(tile(images, rows, cols)).save(temp, format="PNG")
+    os.replace(temp, path)
+    return path
+
+
+def sample_grid(sampler, g_params, z, labels, w_avg, *, stage: int, alpha: float,
+                psi: float) -> np.ndarray:
+    """Runs the sampler and returns host images (the result is replicated on every device)."""
+    images = sampler(g_params, z, labels, w_avg, jnp.float32(alpha), jnp.float32(psi), stage=stage)
+    return np.asarray(images.addressable_data(0))
+

@@ -1,0 +1,77 @@
+"""The whole training state as one pytree, and the networks and optimizers it belongs to.
+
+Everything a resumed run needs is in `TrainState`, so a checkpoint of it restores G, D, the
+generator average, both Adam states, the step and image counters (hence the schedule position),
+the optimizer's schedule segment, the RNG and the tracked average w (StyleGAN users' most common
+resume complaint is that one of these silently resets).
+"""
+from typing import Any, Tuple
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import optax
+
+from stylegan_jax.networks import Discriminator, Generator, stage_shape
+
+
+@flax.struct.dataclass
+class TrainState:
+    """All training state. Scalars are 0-d arrays so the state is a plain pytree of arrays."""
+    step: jax.Array          # int32: train steps taken (each = one D and one G update)
+    nimg: jax.Array          # int32: real images shown so far; the schedule is a function of it
+    opt_segment: jax.Array   # int32: schedule segment the Adam states were started in
+    rng: jax.Array           # uint32[2]: base key; step t uses fold_in(rng, t)
+    g_params: Any            # generator parameters
+    d_params: Any            # discriminator parameters
+    g_ema_params: Any        # moving average of g_params (used for samples and evaluation)
+    g_opt_state: Any         # Adam state of the generator
+    d_opt_state: Any         # Adam state of the discriminator
+    w_avg: jax.Array         # float32[dlatent]: moving average of w, for truncation
+
+
+def build_networks(config, label_size: int = 0) -> Tuple[Generator, Discriminator]:
+    """Generator and discriminator as the config describes them."""
+    dtype = jnp.dtype(config.model.dtype)
+    shared = dict(base_shape=tuple(config.model.base_shape), num_stages=config.model.num_stages,
+                  label_size=label_size, dtype=dtype)
+    return Generator(**shared, **config.generator), Discriminator(**shared, **config.discriminator)
+
+
+def make_optimizer(config) -> optax.GradientTransformation:
+    """Adam (StyleGAN: b1=0, b2=0.99, eps=1e-8) with the learning rate settable at every step."""
+    return optax.inject_hyperparams(optax.adam)(
+        learning_rate=0.0, b1=config.optimizer.b1, b2=config.optimizer.b2, eps=config.optimizer.eps)
+
+
+def with_learning_rate(opt_state, lr):
+    """The Adam state with the learning rate for the next update set to `lr` (may be traced)."""
+    return opt_state._replace(hyperparams={**opt_state.hyperparams,
+                                           "learning_rate": jnp.asarray(lr, jnp.float32)})
+
+
+def init_train_state(G: Generator, D: Discriminator, config, segment: int = 0) -> TrainState:
+    """A fresh state from `config.seed` (pure: jit it with replicated out_shardings).
+
+    Every stage's parameters are created now, so the state never changes shape while growing.
+    """
+    k_g, k_noise, k_d, k_train = jax.random.split(jax.random.PRNGKey(config.seed), 4)
+    top = config.model.num_stages - 1
+    labels = jnp.zeros((1, G.label_size), jnp.float32) if G.label_size else None
+    z = jnp.zeros((1, G.latent_size), jnp.float32)
+    g_params = G.init({"params": k_g, "noise": k_noise}, z, labels, stage=top)["params"]
+    images = jnp.zeros((1, *stage_shape(G.base_shape, top), G.num_channels), jnp.float32)
+    d_params = D.init({"params": k_d}, images, labels, stage=top)["params"]
+    tx = make_optimizer(config)
+    return TrainState(step=jnp.zeros((), jnp.int32), nimg=jnp.zeros((), jnp.int32),
+                      opt_segment=jnp.asarray(segment, jnp.int32), rng=k_train,
+                      g_params=g_params, d_params=d_params, g_ema_params=g_params,
+                      g_opt_state=tx.init(g_params), d_opt_state=tx.init(d_params),
+                      w_avg=jnp.zeros((G.dlatent_size,), jnp.float32))
+
+
+def reset_optimizers(state: TrainState, config, segment) -> TrainState:
+    """Fresh Adam states (official reset_opt_for_new_lod), tagged with the new schedule segment."""
+    tx = make_optimizer(config)
+    return state.replace(g_opt_state=tx.init(state.g_params), d_opt_state=tx.init(state.d_params),
+                         opt_segment=jnp.asarray(segment, jnp.int32))

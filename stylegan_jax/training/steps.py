@@ -1,0 +1,143 @@
+"""The pure training step: one discriminator update, one generator update, the averages.
+
+As in the official StyleGAN loop: D minimizes the logistic loss plus R1 on the reals, then G
+minimizes the non-saturating loss against the updated D, with style-mixing regularization; the
+generator average (half-life 10 kimg) and the tracked w follow. All randomness comes from
+fold_in(state.rng, state.step), so a step depends only on the state, the batch and the schedule.
+"""
+import functools
+from typing import Callable, Dict
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from stylegan_jax import conditional, layers, losses
+from stylegan_jax.networks import Discriminator, Generator, style_mixing, update_w_avg
+from stylegan_jax.training.state import TrainState, make_optimizer, with_learning_rate
+
+
+def fade_reals(images, alpha):
+    """Blend the reals toward their 2x-coarser version while a stage fades in (official
+    process_reals 'FadeLOD'), so D sees real images as blurred as the fading-in fakes."""
+    return layers.lerp(images, layers.upscale(layers.downscale(images)), 1.0 - alpha)
+
+
+def ema_beta(batch_size: int, half_life_kimg: float) -> float:
+    """Per-step decay of the generator average for a given half-life in thousands of images."""
+    return 0.5 ** (batch_size / (half_life_kimg * 1000.0)) if half_life_kimg > 0 else 0.0
+
+
+def generate(G: Generator, g_params, rng, labels, batch_size: int, *, stage: int, alpha,
+             mixing_prob: float):
+    """Training-time fakes: z -> w (two latents, style-mixed) -> images. Returns (images, w)."""
+    k_z, k_mix, k_noise = jax.random.split(rng, 3)
+    z = jax.random.normal(k_z, (2 * batch_size, G.latent_size), jnp.float32)
+    labels2 = None if labels is None else jnp.concatenate([labels, labels])
+    w_both = G.apply({"params": g_params}, z, labels2, method=Generator.mapping)
+    w, w2 = w_both[:batch_size], w_both[batch_size:]
+    w_mixed = style_mixing(k_mix, w, w2, mixing_prob, 2 * (stage + 1)) if mixing_prob > 0 else w
+    images = G.apply({"params": g_params}, w_mixed, stage=stage, alpha=alpha,
+                     method=Generator.synthesis, rngs={"noise": k_noise})
+    return images, w
+
+
+def train_step(state: TrainState, batch: Dict[str, jax.Array], alpha, g_lr, d_lr, *,
+               G: Generator, D: Discriminator, config, stage: int, apply_r1: bool,
+               label_groups: conditional.Groups = ()):
+    """One D step and one G step on the global batch. Returns (new state, metrics).
+
+    stage and apply_r1 are static; alpha and the learning rates are traced scalars. G is asked for
+    the labels of the real batch; label_groups (conditional.attribute_groups of the data's
+    LabelSpec) lays out the ACGAN losses when D.conditioning is "acgan".
+    """
+    tx = make_optimizer(config)
+    loss_cfg = config.loss
+    batch_size = batch["image"].shape[0]
+    labels = batch["label"] if G.label_size else None
+    acgan = D.label_size > 0 and D.conditioning == "acgan"
+    k_d, k_g = jax.random.split(jax.random.fold_in(state.rng, state.step))
+    gen = functools.partial(generate, G, labels=labels, batch_size=batch_size, stage=stage,
+                            alpha=alpha, mixing_prob=loss_cfg.style_mixing_prob)
+
+    def d_outputs(d_params, images):
+        """(scores, ACGAN class logits or None) of D on images requested with `labels`."""
+        out = D.apply({"params": d_params}, images, labels, stage=stage, alpha=alpha)
+        return out if acgan else (out, None)
+
+    def d_scores(d_params, images):
+        return d_outputs(d_params, images)[0]
+
+    def acgan_loss(loss_fn, logits, weight):
+        return loss_fn(logits, labels, label_groups, weight, loss_cfg.acgan_loss)
+
+    # Discriminator.
+    fakes = jax.lax.stop_gradient(gen(state.g_params, k_d)[0])
+    reals = fade_reals(batch["image"].astype(jnp.float32), alpha)
+
+    def d_loss_fn(d_params):
+        (real_scores, real_logits), fake_scores = d_outputs(d_params, reals), d_scores(d_params, fakes)
+        loss = losses.d_logistic_loss(real_scores, fake_scores)
+        r1 = jnp.zeros((), jnp.float32)
+        if apply_r1 and loss_cfg.r1_gamma > 0:  # lazy R1: every r1_interval steps, k times heavier
+            r1 = losses.r1_penalty(functools.partial(d_scores, d_params), reals,
+                                   loss_cfg.r1_gamma * loss_cfg.r1_interval)
+        aux = dict(d_loss=loss, r1_penalty=r1, real_score=jnp.mean(real_scores),
+                   fake_score=jnp.mean(fake_scores))
+        if acgan:  # ACGAN: D also learns to classify the reals (stylegan_jax/conditional.py)
+            aux["d_acgan"] = acgan_loss(conditional.acgan_d_loss, real_logits, loss_cfg.acgan_d_weight)
+            loss = loss + aux["d_acgan"]
+        return loss + r1, aux
+
+    d_grads, metrics = jax.grad(d_loss_fn, has_aux=True)(state.d_params)
+    d_updates, d_opt_state = tx.update(d_grads, with_learning_rate(state.d_opt_state, d_lr),
+                                       state.d_params)
+    d_params = optax.apply_updates(state.d_params, d_updates)
+
+    # Generator, against the updated discriminator.
+    def g_loss_fn(g_params):
+        images, w = gen(g_params, k_g)
+        scores, logits = d_outputs(d_params, images)
+        aux = dict(g_loss=losses.g_nonsaturating_loss(scores))
+        if acgan:  # ACGAN: G is rewarded when D's classifier recognizes the requested labels
+            aux["g_acgan"] = acgan_loss(conditional.acgan_g_loss, logits, loss_cfg.acgan_g_weight)
+        return sum(aux.values()), (w, aux)
+
+    (_, (w, g_metrics)), g_grads = jax.value_and_grad(g_loss_fn, has_aux=True)(state.g_params)
+    g_updates, g_opt_state = tx.update(g_grads, with_learning_rate(state.g_opt_state, g_lr),
+                                       state.g_params)
+    g_params = optax.apply_updates(state.g_params, g_updates)
+
+    beta = ema_beta(batch_size, loss_cfg.g_ema_half_life_kimg)
+    g_ema_params = jax.tree.map(lambda avg, p: layers.lerp(p, avg, beta), state.g_ema_params,
+                                g_params)
+    new_state = state.replace(
+        step=state.step + 1, nimg=state.nimg + batch_size, g_params=g_params, d_params=d_params,
+        g_ema_params=g_ema_params, g_opt_state=g_opt_state, d_opt_state=d_opt_state,
+        w_avg=update_w_avg(state.w_avg, jax.lax.stop_gradient(w), loss_cfg.w_avg_beta))
+    metrics.update(g_metrics)
+    return new_state, metrics
+
+
+def cpu_compiler_options(fast: bool):
+    """XLA options: on CPU, fast=True skips LLVM optimizations (compiles ~2x faster, runs slower).
+
+    Used for functions that run rarely (init, optimizer reset, sample grids) and, with
+    config.fast_compile, for the train step of short runs such as tests.
+    """
+    return {"xla_backend_optimization_level": 0} if fast and jax.default_backend() == "cpu" else None
+
+
+@functools.lru_cache(maxsize=None)
+def make_train_step(G: Generator, D: Discriminator, config, state_sharding,
+                    label_groups: conditional.Groups = ()) -> Callable:
+    """`train_step` jitted for data parallelism: state and metrics replicated, batch sharded.
+
+    JAX compiles one program per (stage, apply_r1) and caches it; this factory is cached too
+    (config must be a hashable FrozenConfigDict), so a resumed run in the same process reuses
+    the compiled programs.
+    """
+    step = functools.partial(train_step, G=G, D=D, config=config, label_groups=label_groups)
+    return jax.jit(step, static_argnames=("stage", "apply_r1"),
+                   out_shardings=(state_sharding, state_sharding),
+                   compiler_options=cpu_compiler_options(config.get("fast_compile", False)))

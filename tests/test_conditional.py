@@ -1,0 +1,239 @@
+"""Conditioning: label layouts, the ACGAN / projection losses against numpy, R1 with labels, errors."""
+import functools
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from stylegan_jax import conditional, losses
+from stylegan_jax.data.labels import LabelSpec
+from stylegan_jax.data.synthetic_portraits import LABEL_SPEC
+from stylegan_jax.networks import Discriminator, Generator, truncate
+
+ONE_OF_K = LabelSpec({"hair_color": ("black", "brown", "blonde", "red", "blue", "pink")})
+TINY = dict(base_shape=(4, 2), num_stages=2, fmap_base=16, fmap_max=4)
+
+
+def softplus(x):
+    return np.log1p(np.exp(x))
+
+
+def log_softmax(x):
+    x = x - x.max(axis=-1, keepdims=True)
+    return x - np.log(np.exp(x).sum(axis=-1, keepdims=True))
+
+
+def tiny_labels(spec, n, rng, unspecified=()):
+    """Random one-hot label vectors; blocks of the (example, attribute) pairs in `unspecified` are 0."""
+    values = [{name: int(rng.integers(len(classes))) for name, classes in spec.attributes} for _ in range(n)]
+    for i, name in unspecified:
+        del values[i][name]
+    return np.stack([spec.encode(v, allow_missing=True) for v in values])
+
+
+def test_attribute_groups_follow_the_label_layout():
+    groups = conditional.attribute_groups(LABEL_SPEC)
+    assert groups == (("hair_color", 0, 6), ("eye_color", 6, 5), ("mouth_open", 11, 2), ("hairband", 13, 2))
+    assert conditional.label_size(LABEL_SPEC) == 15 == LABEL_SPEC.column("hairband", "1") + 1
+    assert conditional.label_size(None) == 0
+
+
+def random_variables(init_fn, rng, scale=0.5):
+    """Variables of init_fn's shapes drawn from N(0, scale^2): no compiled init needed."""
+    shapes = jax.eval_shape(init_fn)
+    return jax.tree_util.tree_map(lambda s: (scale * rng.standard_normal(s.shape)).astype(s.dtype), shapes)
+
+
+@pytest.mark.parametrize("spec", [ONE_OF_K, LABEL_SPEC], ids=["one_of_k", "multi_hot"])
+def test_label_embedding_and_head_shapes(spec):
+    rng = np.random.default_rng(0)
+    G = Generator(latent_size=8, dlatent_size=8, mapping_fmaps=8, mapping_layers=2, label_size=spec.dim, **TINY)
+    labels = tiny_labels(spec, 4, rng)
+    z = jnp.ones((4, 8))
+    gv = random_variables(lambda: G.init({"params": jax.random.key(0), "noise": jax.random.key(1)}, z, labels,
+                                         stage=1), rng)
+    assert gv["params"]["mapping_network"]["label_embedding"].shape == (spec.dim, 8)
+    w = jax.jit(lambda v, y: G.apply(v, z, y, method=Generator.mapping))
+    assert w(gv, labels).shape == (4, G.num_layers, 8)
+    assert not np.allclose(w(gv, labels)[0], w(gv, labels[::-1])[0])  # labels steer w
+    images = jnp.zeros((4, 8, 4, 3))
+    for conditioning, extra in [("projection", "4x2_projection"), ("acgan", "4x2_classifier"),
+                                ("switch", None), ("none", None)]:
+        D = Discriminator(label_size=spec.dim, conditioning=conditioning, mbstd_group_size=2, **TINY)
+        dv = jax.eval_shape(lambda: D.init(jax.random.key(2), images, labels, stage=1))
+        out = jax.eval_shape(lambda v: D.apply(v, images, labels, stage=1), dv)
+        dense1 = dv["params"]["4x2_dense1"]["kernel"].shape
+        assert dense1 == (4, spec.dim if conditioning == "switch" else 1)
+        if conditioning == "projection":
+            assert dv["params"][extra].shape == (spec.dim, 4)
+        if conditioning == "acgan":
+            assert dv["params"][extra]["kernel"].shape == (4, spec.dim)
+            assert out[0].shape == (4,) and out[1].shape == (4, spec.dim)
+        else:
+            assert out.shape == (4,)
+
+
+@pytest.mark.parametrize("kind", ["softmax", "sigmoid"])
+def test_classification_loss_matches_numpy(kind):
+    rng = np.random.default_rng(1)
+    labels = tiny_labels(LABEL_SPEC, 3, rng, unspecified=[(0, "eye_color"), (1, "eye_color"), (2, "hairband")])
+    logits = rng.standard_normal((3, LABEL_SPEC.dim)).astype(np.float32) * 2
+    expected = 0.0
+    for name, classes in LABEL_SPEC.attributes:
+        cols = [LABEL_SPEC.column(name, c) for c in classes]
+        y, l = labels[:, cols], logits[:, cols].astype(np.float64)
+        per_example = (-(y * log_softmax(l)).sum(1) if kind == "softmax"
+                       else (y * softplus(-l) + (1 - y) * softplus(l)).sum(1))
+        specified = y.sum(1) > 0
+        expected += per_example[specified].mean()
+    groups = conditional.attribute_groups(LABEL_SPEC)
+    got = conditional.classification_loss(jnp.asarray(logits), jnp.asarray(labels), groups, kind)
+    assert float(got) == pytest.approx(expected, rel=1e-5)
+    assert float(conditional.acgan_d_loss(logits, labels, groups, 0.5, kind)) == pytest.approx(0.5 * expected, rel=1e-5)
+    assert float(conditional.acgan_g_loss(logits, labels, groups, 2.0, kind)) == pytest.approx(2.0 * expected, rel=1e-5)
+
+
+def test_projection_and_acgan_outputs_match_numpy_formulas():
+    rng = np.random.default_rng(2)
+    labels = tiny_labels(LABEL_SPEC, 4, rng)
+    images = rng.standard_normal((4, 8, 4, 3)).astype(np.float32)
+    for conditioning in ("projection", "acgan"):
+        D = Discriminator(label_size=LABEL_SPEC.dim, conditioning=conditioning, mbstd_group_size=2, **TINY)
+        dv = random_variables(lambda: D.init(jax.random.key(3), images, labels, stage=1), rng)
+        out, inter = jax.jit(lambda v, x, y: D.apply(v, x, y, stage=1, capture_intermediates=True,
+                                                     mutable=["intermediates"]))(dv, images, labels)
+        dense0 = np.asarray(inter["intermediates"]["4x2_dense0"]["__call__"][0], np.float64)
+        phi = np.where(dense0 >= 0, dense0, 0.2 * dense0)  # the shared trunk's features
+        psi = np.asarray(inter["intermediates"]["4x2_dense1"]["__call__"][0])[:, 0]
+        if conditioning == "projection":
+            V = np.asarray(dv["params"]["4x2_projection"]) / np.sqrt(4)  # equalized-LR scale 1/sqrt(F)
+            expected = psi + np.sum((labels @ V) * phi, axis=1)
+            np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
+            # The projection GAN's losses are the logistic ones on these scores.
+            fake = expected[::-1]
+            assert float(losses.d_logistic_loss(out, out[::-1])) == pytest.approx(
+                softplus(fake).mean() + softplus(-expected).mean(), rel=1e-5)
+        else:
+            head = dv["params"]["4x2_classifier"]
+            expected = phi @ (np.asarray(head["kernel"]) / np.sqrt(4)) + np.asarray(head["bias"])
+            np.testing.assert_allclose(out[0], psi, rtol=1e-6)
+            np.testing.assert_allclose(out[1], expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("conditioning", ["projection", "acgan"])
+def test_r1_with_labels_matches_finite_differences(conditioning):
+    """R1's parameter gradient (grad of grad) with labels in D, float64, tiny D, fade-in on."""
+    with jax.enable_x64(True):
+        D = Discriminator(label_size=LABEL_SPEC.dim, conditioning=conditioning, mbstd_group_size=2,
+                          dtype=jnp.float64, **TINY)
+        x = jax.random.normal(jax.random.key(0), (2, 8, 4, 3), jnp.float64)
+        labels = jnp.asarray(tiny_labels(LABEL_SPEC, 2, np.random.default_rng(3)), jnp.float64)
+        params = random_variables(lambda: D.init(jax.random.key(1), x, labels, stage=1), np.random.default_rng(1))
+        params = jax.tree_util.tree_map(lambda p: p.astype(jnp.float64), params["params"])
+
+        def scores(p, imgs):
+            out = D.apply({"params": p}, imgs, labels, stage=1, alpha=0.7)
+            return out[0] if conditioning == "acgan" else out
+
+        def penalty(p):
+            return losses.r1_penalty(functools.partial(scores, p), x)
+
+        grads = jax.jit(jax.grad(penalty))(params)
+        penalty = jax.jit(penalty)
+        leaves, treedef = jax.tree_util.tree_flatten(params)
+        rng = np.random.default_rng(0)
+        for _ in range(2):
+            direction = treedef.unflatten([rng.standard_normal(l.shape) for l in leaves])
+            step = lambda s: jax.tree_util.tree_map(lambda p, d: p + s * d, params, direction)
+            h = 1e-5
+            numeric = (penalty(step(h)) - penalty(step(-h))) / (2 * h)
+            analytic = sum(float(jnp.sum(g * d)) for g, d in zip(jax.tree_util.tree_leaves(grads),
+                                                                  jax.tree_util.tree_leaves(direction)))
+            assert analytic == pytest.approx(float(numeric), rel=1e-6)
+        if conditioning == "projection":  # the label embedding shapes the input gradient
+            assert float(jnp.abs(grads["4x2_projection"]).sum()) > 0
+
+
+def test_clear_errors_for_bad_labels_and_modes():
+    with pytest.raises(ValueError, match="unknown attribute 'hair'"):
+        LABEL_SPEC.parse("hair=blonde")
+    with pytest.raises(ValueError, match="unknown class 'green' for attribute 'hair_color'"):
+        conditional.complete_labels(LABEL_SPEC, "hair_color=green", 2, jax.random.key(0))
+    with pytest.raises(ValueError, match="label vectors must have size 15"):
+        conditional.check_labels(np.zeros((2, 14)), LABEL_SPEC)
+    with pytest.raises(ValueError, match="unknown conditioning 'proj'"):
+        conditional.check_conditioning("proj")
+    with pytest.raises(ValueError, match="unknown ACGAN loss"):
+        conditional.check_conditioning("acgan", "hinge")
+    images = jnp.zeros((2, 8, 4, 3))
+    with pytest.raises(ValueError, match="labels must have shape"):
+        D = Discriminator(label_size=15, conditioning="projection", mbstd_group_size=2, **TINY)
+        jax.eval_shape(lambda: D.init(jax.random.key(0), images, jnp.zeros((2, 14)), stage=1))
+    with pytest.raises(ValueError, match="needs labels"):
+        D = Discriminator(label_size=0, conditioning="acgan", mbstd_group_size=2, **TINY)
+        jax.eval_shape(lambda: D.init(jax.random.key(0), images, stage=1))
+    with pytest.raises(ValueError, match="unknown conditioning"):
+        D = Discriminator(label_size=15, conditioning="aux", mbstd_group_size=2, **TINY)
+        jax.eval_shape(lambda: D.init(jax.random.key(0), images, jnp.zeros((2, 15)), stage=1))
+
+
+def test_complete_labels_keeps_named_classes_and_draws_the_rest():
+    vectors = conditional.complete_labels(LABEL_SPEC, "hair_color=blonde,mouth_open=1", 64, jax.random.key(0))
+    assert vectors.shape == (64, 15)
+    np.testing.assert_array_equal(vectors[:, LABEL_SPEC.column("hair_color", "blonde")], 1)
+    np.testing.assert_array_equal(vectors[:, LABEL_SPEC.column("mouth_open", "1")], 1)
+    for name, offset, k in conditional.attribute_groups(LABEL_SPEC):
+        np.testing.assert_array_equal(vectors[:, offset:offset + k].sum(1), 1)  # every block one class
+    eyes = vectors[:, 6:11].argmax(1)
+    assert len(set(eyes.tolist())) > 1  # unnamed attributes vary
+
+
+def test_checkpoint_label_spec_from_meta():
+    assert conditional.checkpoint_label_spec({"label_spec": json.loads(LABEL_SPEC.to_json())}) == LABEL_SPEC
+    assert conditional.checkpoint_label_spec({"label_size": 0}) is None
+
+
+def test_sample_labels_are_one_hot_per_attribute_and_uniform():
+    groups = conditional.attribute_groups(LABEL_SPEC)
+    labels = np.asarray(conditional.sample_labels(jax.random.key(0), groups, 6000))
+    for name, offset, k in groups:
+        block = labels[:, offset:offset + k]
+        np.testing.assert_array_equal(block.sum(1), 1)
+        frequencies = block.mean(0)
+        assert np.all(np.abs(frequencies - 1 / k) < 4 * np.sqrt((1 / k) * (1 - 1 / k) / 6000)), (name, frequencies)
+
+
+def test_class_w_avg_tracks_each_class_and_truncates_to_its_centre():
+    rng = np.random.default_rng(4)
+    labels = tiny_labels(LABEL_SPEC, 5, rng)
+    w = rng.standard_normal((5, 3, 8)).astype(np.float32)
+    class_avg = rng.standard_normal((15, 8)).astype(np.float32)
+    beta = 0.9
+    got = np.asarray(conditional.update_class_w_avg(class_avg, w, labels, beta))
+    for c in range(15):  # numpy loop: lerp toward the batch mean of that class's w, if present
+        members = labels[:, c] > 0
+        want = class_avg[c] if not members.any() else w[members, 0].mean(0) + (class_avg[c] - w[members, 0].mean(0)) * beta
+        np.testing.assert_allclose(got[c], want, rtol=1e-5, atol=1e-6)
+    one_hot = np.eye(15, dtype=np.float32)[[2, 7]]
+    centre = np.asarray(conditional.w_avg_for_labels(got, one_hot))
+    np.testing.assert_allclose(centre[:, 0], got[[2, 7]], rtol=1e-6)
+    multi = np.asarray(conditional.w_avg_for_labels(got, labels))
+    np.testing.assert_allclose(multi[:, 0], labels @ got / labels.sum(1, keepdims=True), rtol=1e-5, atol=1e-6)
+    # psi = 0 lands every layer exactly on the class centre.
+    np.testing.assert_allclose(truncate(jnp.asarray(w), multi, 0.0), np.broadcast_to(multi, w.shape), atol=1e-6)
+
+
+def test_estimated_class_centre_is_the_mean_mapping_output():
+    G = Generator(latent_size=8, dlatent_size=8, mapping_fmaps=8, mapping_layers=2, label_size=15, **TINY)
+    labels = tiny_labels(LABEL_SPEC, 2, np.random.default_rng(5))
+    gv = random_variables(lambda: G.init({"params": jax.random.key(0), "noise": jax.random.key(1)},
+                                         jnp.ones((2, 8)), labels, stage=0), np.random.default_rng(6))
+    got = np.asarray(jax.jit(lambda p, y: conditional.estimate_w_avg_for_labels(G, p, y, jax.random.key(7), 64))(
+        gv["params"], labels))
+    z = jax.random.normal(jax.random.key(7), (64, 8))
+    mapping = jax.jit(lambda v, z, y: G.apply(v, z, y, method=Generator.mapping))
+    for i in range(2):
+        want = np.asarray(mapping(gv, z, np.repeat(labels[i:i + 1], 64, 0)))[:, 0].mean(0)
+        np.testing.assert_allclose(got[i, 0], want, rtol=1e-5, atol=1e-6)

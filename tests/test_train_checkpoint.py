@@ -1,0 +1,102 @@
+"""Checkpointer on a tiny stand-in TrainState: round trip, rotation, corrupt and mismatched data."""
+import glob
+import hashlib
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from stylegan_jax.training import checkpoint, state as state_lib
+
+
+def tiny_state(step: int, width: int = 3) -> state_lib.TrainState:
+    rng = np.random.default_rng(step)
+    params = lambda: {"dense": {"kernel": jnp.asarray(rng.normal(size=(2, width)), jnp.float32)}}
+    return state_lib.TrainState(
+        step=jnp.asarray(step, jnp.int32), nimg=jnp.asarray(8 * step, jnp.int32),
+        opt_segment=jnp.asarray(1, jnp.int32), rng=jax.random.PRNGKey(step),
+        g_params=params(), d_params=params(), g_ema_params=params(),
+        g_opt_state={"mu": params()}, d_opt_state={"mu": params()},
+        w_avg=jnp.asarray(rng.normal(size=(4,)), jnp.float32))
+
+
+def abstract(state):
+    return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), state)
+
+
+def tree_digest(directory) -> dict:
+    """{relative path: sha256} of every file below `directory`."""
+    out = {}
+    for path in sorted(glob.glob(os.path.join(directory, "**"), recursive=True)):
+        if os.path.isfile(path):
+            with open(path, "rb") as f:
+                out[os.path.relpath(path, directory)] = hashlib.sha256(f.read()).hexdigest()
+    return out
+
+
+def saved(tmp_path, steps=(3,), keep=3):
+    ckpt = checkpoint.Checkpointer(str(tmp_path / "ck"), keep=keep)
+    for step in steps:
+        ckpt.save(tiny_state(step), {"nimg": 8 * step, "data": {"batches": step}})
+    ckpt.close()
+    return str(tmp_path / "ck")
+
+
+def test_round_trip_restores_every_leaf_and_the_metadata(tmp_path):
+    directory = saved(tmp_path, steps=(3, 5))
+    restored, meta = checkpoint.Checkpointer(directory, keep=3).restore(abstract(tiny_state(0)))
+    expected = tiny_state(5)
+    for got, want in zip(jax.tree.leaves(restored), jax.tree.leaves(expected), strict=True):
+        np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+    assert meta["nimg"] == 40 and meta["data"] == {"batches": 5}
+    assert meta["checksum"] == checkpoint.state_checksum(jax.device_get(expected))
+
+
+def test_only_the_last_k_are_kept(tmp_path):
+    directory = saved(tmp_path, steps=(1, 2, 3, 4), keep=2)
+    assert checkpoint.Checkpointer(directory, keep=2).all_steps() == [3, 4]
+
+
+def _truncate(path):
+    data = open(path, "rb").read()
+    open(path, "wb").write(data[: len(data) // 2])
+
+
+def _flip_bytes(path):
+    data = bytearray(open(path, "rb").read())
+    for i in range(len(data) // 3, len(data), 7):
+        data[i] ^= 0xFF
+    open(path, "wb").write(bytes(data))
+
+
+@pytest.mark.parametrize("pattern, damage", [
+    ("5/state/d/*", _truncate),              # array data cut short
+    ("5/state/d/*", _flip_bytes),            # array data garbled, length intact
+    ("5/state/_METADATA", _flip_bytes),      # tree metadata garbled
+    ("5/meta/metadata", _truncate),          # our JSON record cut short
+])
+def test_corrupt_checkpoint_is_a_clear_error_and_left_untouched(tmp_path, pattern, damage):
+    directory = saved(tmp_path, steps=(3, 5))
+    targets = glob.glob(os.path.join(directory, pattern))
+    assert targets
+    for target in targets:
+        damage(target)
+    before = tree_digest(directory)
+    with pytest.raises(checkpoint.CheckpointError) as error:
+        checkpoint.Checkpointer(directory, keep=3).restore(abstract(tiny_state(0)))
+    message = str(error.value)
+    assert os.path.join(directory, "5") in message and "left untouched" in message
+    assert "resume from step 3" in message and "\n" not in message
+    assert tree_digest(directory) == before
+
+
+def test_checkpoint_of_another_config_names_the_parameter(tmp_path):
+    directory = saved(tmp_path, steps=(3,))
+    before = tree_digest(directory)
+    with pytest.raises(checkpoint.CheckpointError) as error:
+        checkpoint.Checkpointer(directory, keep=3).restore(abstract(tiny_state(0, width=5)))
+    assert ("different config (d_opt_state/mu/dense/kernel: saved (2, 3), this config needs "
+            "(2, 5))") in str(error.value)
+    assert tree_digest(directory) == before
