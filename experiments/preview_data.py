@@ -20,16 +20,6 @@ from stylegan_jax.data import synthetic_portraits
 from stylegan_jax.data.pipeline import dataset_info, make_pipeline
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("dataset", "synthetic_portraits", "Source: TFDS name, folder:PATH or prepared dir.")
-flags.DEFINE_string("out", "grid.png", "Output PNG path.")
-flags.DEFINE_integer("num", 32, "Number of images.")
-flags.DEFINE_string("size", None, "HxW to show (area-downsampled); default: the stored size.")
-flags.DEFINE_boolean("boxes", False, "Draw face/eye/mouth boxes (synthetic_portraits only).")
-flags.DEFINE_integer("columns", 8, "Images per row.")
-flags.DEFINE_integer("cell_width", 128, "Enlarge images (nearest) to at least this width.")
-flags.DEFINE_string("split", "train", "Dataset split.")
-flags.DEFINE_integer("seed", 0, "Shuffle seed (which images are shown).")
-flags.DEFINE_string("data_dir", None, "TFDS data directory.")
 
 BOX_COLORS = {"face": (255, 255, 0), "left_eye": (0, 255, 255), "right_eye": (0, 255, 255),
               "mouth": (255, 0, 255)}
@@ -111,5 +101,21 @@ def main(argv):
     print(f"wrote {path}")
 
 
+def define_flags():
+    """Flags are defined only when run as a program, so importing this module (tests, other
+    tools) never collides with another entry point's flags of the same name."""
+    flags.DEFINE_string("dataset", "synthetic_portraits", "Source: TFDS name, folder:PATH or prepared dir.")
+    flags.DEFINE_string("out", "grid.png", "Output PNG path.")
+    flags.DEFINE_integer("num", 32, "Number of images.")
+    flags.DEFINE_string("size", None, "HxW to show (area-downsampled); default: the stored size.")
+    flags.DEFINE_boolean("boxes", False, "Draw face/eye/mouth boxes (synthetic_portraits only).")
+    flags.DEFINE_integer("columns", 8, "Images per row.")
+    flags.DEFINE_integer("cell_width", 128, "Enlarge images (nearest) to at least this width.")
+    flags.DEFINE_string("split", "train", "Dataset split.")
+    flags.DEFINE_integer("seed", 0, "Shuffle seed (which images are shown).")
+    flags.DEFINE_string("data_dir", None, "TFDS data directory.")
+
+
 if __name__ == "__main__":
+    define_flags()
     app.run(main)
