@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from gradcheck import assert_matches_finite_differences
 from stylegan_jax import conditional, losses
 from stylegan_jax.data.labels import LabelSpec
 from stylegan_jax.data.synthetic_portraits import LABEL_SPEC
@@ -142,16 +143,7 @@ def test_r1_with_labels_matches_finite_differences(conditioning):
 
         grads = jax.jit(jax.grad(penalty))(params)
         penalty = jax.jit(penalty)
-        leaves, treedef = jax.tree_util.tree_flatten(params)
-        rng = np.random.default_rng(0)
-        for _ in range(2):
-            direction = treedef.unflatten([rng.standard_normal(l.shape) for l in leaves])
-            step = lambda s: jax.tree_util.tree_map(lambda p, d: p + s * d, params, direction)
-            h = 1e-5
-            numeric = (penalty(step(h)) - penalty(step(-h))) / (2 * h)
-            analytic = sum(float(jnp.sum(g * d)) for g, d in zip(jax.tree_util.tree_leaves(grads),
-                                                                  jax.tree_util.tree_leaves(direction)))
-            assert analytic == pytest.approx(float(numeric), rel=1e-6)
+        assert_matches_finite_differences(penalty, params, grads, num_directions=2)
         if conditioning == "projection":  # the label embedding shapes the input gradient
             assert float(jnp.abs(grads["4x2_projection"]).sum()) > 0
 
