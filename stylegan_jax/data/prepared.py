@@ -35,7 +35,7 @@ def _shard_stem(index):
     return f"shard-{index:05d}"
 
 
-def _write_json_atomically(path, obj):
+def write_json_atomically(path, obj):
     temp_path = path + _TEMP_SUFFIX
     with open(temp_path, "w", encoding="utf-8") as f:
         json.dump(obj, f, indent=1)
@@ -151,7 +151,7 @@ class PreparedWriter:
         record_path = self._shard_path(index, ".tfrecord")
         os.replace(record_path + _TEMP_SUFFIX, record_path)
         shard = dict(self._shard_header(), keys=self._pending_keys)
-        _write_json_atomically(self._shard_path(index, ".json"), shard)  # marks the shard complete
+        write_json_atomically(self._shard_path(index, ".json"), shard)  # marks the shard complete
         self._shards.append(shard)
         self.done_keys.update(self._pending_keys)
         self._pending_keys = []
@@ -165,7 +165,7 @@ class PreparedWriter:
                     shards=[{"file": _shard_stem(i) + ".tfrecord", "num_examples": len(s["keys"])}
                             for i, s in enumerate(self._shards)],
                     report=report or {})
-        _write_json_atomically(os.path.join(self.out_dir, INFO_FILE), info)
+        write_json_atomically(os.path.join(self.out_dir, INFO_FILE), info)
         return info
 
 

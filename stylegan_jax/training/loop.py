@@ -18,6 +18,7 @@ import ml_collections
 from absl import logging
 
 from stylegan_jax import conditional
+from stylegan_jax.data.prepared import write_json_atomically
 from stylegan_jax.networks import stage_shape
 from stylegan_jax.training import checkpoint, parallel, samples, schedule, state as state_lib
 from stylegan_jax.training.data_stream import DataStream
@@ -45,13 +46,6 @@ def source_info(config) -> dict:
         raise ValueError(f"data {config.data.source} is {height}x{width} but the model ends at "
                          f"{final[0]}x{final[1]}: set model.base_shape/num_stages to match")
     return info
-
-
-def _write_json_atomically(path: str, obj) -> None:
-    temp = path + ".partial"
-    with open(temp, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=1)
-    os.replace(temp, path)
 
 
 def _crossed(before: int, after: int, every_kimg: float) -> bool:
@@ -123,7 +117,7 @@ def train_and_evaluate(config, workdir: str, *, make_source: Optional[Callable] 
     grid_labels = grid_reals["label"][:grid_n] if G.label_size else None
     sample_dir = os.path.join(workdir, "samples")
     if is_main:
-        _write_json_atomically(os.path.join(workdir, "config.json"), config.to_dict())
+        write_json_atomically(os.path.join(workdir, "config.json"), config.to_dict())
         if not os.path.exists(os.path.join(sample_dir, "reals.png")):
             samples.save_grid(grid_reals["image"][:grid_n], os.path.join(sample_dir, "reals.png"),
                               config.log.grid_rows, config.log.grid_cols)
