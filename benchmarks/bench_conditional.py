@@ -1,4 +1,4 @@
-"""How well conditional generators draw what they are asked for, judged by the attribute classifier.
+r"""How well conditional generators draw what they are asked for, judged by the attribute classifier.
 
     python -m benchmarks.bench_conditional \
         --runs=acgan:workdirs/demo_acgan,projection:workdirs/demo_projection

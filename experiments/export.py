@@ -1,4 +1,4 @@
-"""Export a trained generator (its EMA weights, at the final resolution) for other runtimes.
+r"""Export a trained generator (its EMA weights, at the final resolution) for other runtimes.
 
     python -m experiments.export --workdir=workdirs/demo --format=onnx --out=generator.onnx
     python -m experiments.export --checkpoint=workdirs/demo/checkpoints/12000 \

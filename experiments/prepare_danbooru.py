@@ -1,4 +1,4 @@
-"""Prepare a Danbooru20xx dump as a training set of face crops (or centre crops).
+r"""Prepare a Danbooru20xx dump as a training set of face crops (or centre crops).
 
   python -m experiments.prepare_danbooru --metadata=danbooru2018/metadata --images=danbooru2018/original \
       --out=data/danbooru_faces --detector=opencv --cascade=lbpcascade_animeface.xml

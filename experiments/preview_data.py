@@ -16,6 +16,7 @@ from absl import app, flags
 from PIL import Image, ImageDraw, ImageFont
 
 from experiments.prepare_danbooru import parse_shape
+from stylegan_jax.atomic import atomic_write
 from stylegan_jax.data import synthetic_portraits
 from stylegan_jax.data.pipeline import dataset_info, make_pipeline
 
@@ -87,11 +88,7 @@ def preview(dataset, out, num=32, size=None, boxes=False, columns=8, cell_width=
                  if boxes else None)
     grid = make_grid(images, captions, box_array, columns, cell_width)
     out = os.path.abspath(out)
-    os.makedirs(os.path.dirname(out), exist_ok=True)
-    temp = out + ".partial.png"
-    grid.save(temp)
-    os.replace(temp, out)
-    return out
+    return atomic_write(out, grid.save)
 
 
 def main(argv):

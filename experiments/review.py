@@ -12,6 +12,7 @@ import argparse
 
 from stylegan_jax.prep.review import make_review_server
 from stylegan_jax.prep.runner import run_command
+from stylegan_jax.serving import serve_until_interrupted
 
 
 def main(argv=None) -> None:
@@ -26,14 +27,9 @@ def main(argv=None) -> None:
     server = make_review_server(args.data, marks_path=args.marks, host=args.host, port=args.port,
                                 page_size=args.page_size)
     host, port = server.server_address[:2]
-    print(f"reviewing {len(server.index.keys)} images of {args.data}: open http://{host}:{port}/ "
-          f"(marks go to {server.marks.path}; Ctrl-C to stop)")
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
+    serve_until_interrupted(server, f"reviewing {len(server.index.keys)} images of {args.data}: open "
+                                    f"http://{host}:{port}/ (marks go to {server.marks.path}; "
+                                    "Ctrl-C to stop)")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Train a progressive StyleGAN.
+r"""Train a progressive StyleGAN.
 
     python -m experiments.train --config=demo --workdir=workdirs/demo
     python -m experiments.train --config=rect_anime:/data/danbooru --workdir=gs://bucket/run \

@@ -24,6 +24,7 @@ from flax import serialization
 from tqdm import tqdm
 
 from stylegan_jax import conditional, layers
+from stylegan_jax.atomic import write_bytes_atomically
 from stylegan_jax.data.labels import LabelSpec
 
 INPUT_SHAPE = (64, 32)
@@ -157,15 +158,11 @@ def metadata_path(path: str) -> str:
 
 def save_attribute_classifier(path: str, params, spec: LabelSpec, widths, info: dict):
     """Writes params (flax msgpack) and the JSON metadata (spec, widths, `info`) atomically."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     meta = {"label_spec": json.loads(spec.to_json()), "widths": list(widths),
             "input_shape": list(INPUT_SHAPE), **info}
     for target, data in ((path, serialization.to_bytes(jax.device_get(params))),
                          (metadata_path(path), json.dumps(meta, indent=1).encode())):
-        tmp = f"{target}.tmp{os.getpid()}"
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, target)
+        write_bytes_atomically(target, data)
 
 
 def load_attribute_classifier(path: str = DEFAULT_PATH) -> AttributeClassifier:

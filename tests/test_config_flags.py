@@ -44,7 +44,9 @@ def test_overrides_apply_with_their_types():
 
 def test_argument_after_colon_reaches_get_config():
     normal, long = parse(["--config=demo"]), parse(["--config=demo:long"])
-    assert long.schedule.total_kimg == 4 * normal.schedule.total_kimg
+    # 'long' keeps the growth schedule and adds 100 kimg at the final resolution.
+    assert long.schedule.total_kimg == normal.schedule.total_kimg + 100
+    assert long.schedule.lod_training_kimg == normal.schedule.lod_training_kimg
     with pytest.raises(flags.IllegalFlagValueError, match="unknown demo variant 'x'"):
         parse(["--config=demo:x"])
 

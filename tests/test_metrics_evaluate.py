@@ -28,6 +28,19 @@ def test_streamed_swd_agrees_with_one_shot_swd_and_ranks_noise_worse():
     assert noisy["swd_avg"] > 3 * result["swd_avg"]
 
 
+def test_images_under_16_px_are_measured_enlarged_by_nearest_neighbour():
+    shrink = lambda x: x.reshape(32, 16, 4, 8, 4, 3).mean(axis=(2, 4))  # noqa: E731  64x32 -> 16x8
+    small_real = shrink(synthetic_portraits.generate(0, range(32), SHAPE)["image"])
+    small_fake = shrink(synthetic_portraits.generate(1, range(32), SHAPE)["image"])
+    result = evaluate("swd", generate_images=lambda key, n: small_fake[:n],
+                      real_batches=iter([small_real]), num_images=32, batch_size=32)
+    # Same as the one-shot SWD of the sets enlarged 2x by repetition, by hand (same positions).
+    enlarge = lambda x: np.repeat(np.repeat(x, 2, axis=1), 2, axis=2)  # noqa: E731
+    expected = sliced_wasserstein_distance(enlarge(small_real), enlarge(small_fake))
+    assert set(result) == {"swd_32x16", "swd_avg"}
+    assert result["swd_avg"] == pytest.approx(expected["avg"], rel=1e-5)
+
+
 def test_bad_requests_raise_clear_errors():
     with pytest.raises(ValueError, match="choose from swd, fid, kid, ppl"):
         parse_metrics("swd,is")

@@ -2,7 +2,6 @@
 are exactly the ones the next pipeline run skips."""
 import io
 import json
-import threading
 import urllib.error
 import urllib.request
 
@@ -12,6 +11,7 @@ from PIL import Image
 
 from stylegan_jax.data.prepared import PreparedWriter, prepared_tf_dataset
 from stylegan_jax.prep.review import make_review_server, tfrecord_offsets
+from stylegan_jax.serving import serving_in_background
 
 SHAPE = (16, 8)
 NUM = 11
@@ -35,12 +35,8 @@ def dataset(tmp_path_factory):
 def server(dataset, tmp_path):
     out, _ = dataset
     server = make_review_server(str(out), marks_path=str(tmp_path / "marks.txt"), port=0, page_size=4)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server, f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-    thread.join()
+    with serving_in_background(server):
+        yield server, f"http://127.0.0.1:{server.server_address[1]}"
 
 
 def get(url):

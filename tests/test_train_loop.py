@@ -5,9 +5,12 @@ resumed runs reuse its compiled programs, so the file costs about one run's comp
 """
 import functools
 import glob
+import json
 import os
 import shutil
 import signal
+import subprocess
+import sys
 
 import jax
 import ml_collections
@@ -29,6 +32,9 @@ def smoke_config():
     config = config_flags.load_config("smoke", lock=False)
     config.checkpoint.every_kimg = 0.008   # every step, so tests can look at any of them
     config.checkpoint.keep = 20
+    config.metrics.every_kimg = 0.048      # SWD every 6 steps, on few images (plumbing only)
+    config.metrics.num_images = 16
+    config.metrics.batch_size = 8
     return config
 
 
@@ -76,8 +82,17 @@ def test_run_writes_checkpoints_samples_and_logs(finished_run):
         event = event_pb2.Event.FromString(record.numpy())
         for value in event.summary.value:
             tags.setdefault(value.tag, value.metadata.plugin_data.plugin_name)
-    assert {tags[t] for t in ("d_loss", "g_loss", "kimg", "alpha", "images_per_second")} == {
-        "scalars"} and tags["fakes"] == "images"
+    assert {tags[t] for t in ("d_loss", "g_loss", "kimg", "alpha", "images_per_second",
+                              "metrics/swd_avg")} == {"scalars"} and tags["fakes"] == "images"
+    # Quality metrics every 48 images, at the stage's resolution (16x8, enlarged to SWD's 16-px
+    # minimum short side: 32x16), one JSON line each.
+    with open(os.path.join(workdir, "metrics.jsonl"), encoding="utf-8") as f:
+        records = [json.loads(line) for line in f]
+    assert [r["step"] for r in records] == [6, 12]
+    assert [r["resolution"] for r in records] == [[16, 8], [16, 8]]
+    assert records[0]["alpha"] < 1.0 == records[1]["alpha"]
+    for r in records:
+        assert set(r) >= {"swd_32x16", "swd_avg"} and np.isfinite(r["swd_avg"]) and r["swd_avg"] > 0
     assert os.path.isfile(os.path.join(workdir, "config.json"))
 
 
@@ -109,6 +124,9 @@ def test_stage_change_keeps_the_earlier_stages_parameters(finished_run):
 def test_sigterm_mid_stage_then_restart_matches_the_uninterrupted_run(finished_run, tmp_path):
     _, expected = finished_run
     config = smoke_config()
+    # No quality metrics here (they read the source too, which would shift the signal's batch);
+    # matching the run that measured them also shows that measuring leaves training untouched.
+    config.metrics.every_kimg = 0.0
     real_source = loop.pipeline_source(config, 0, 1)
     drawn = []
 
@@ -172,3 +190,31 @@ def test_a_few_steps_lower_the_d_loss_on_a_fixed_batch():
         state, metrics = train_step(state, batch, 1.0, 2e-3, 2e-3, stage=0, apply_r1=True)
     assert np.isfinite(float(metrics["d_loss"])) and np.isfinite(float(metrics["g_loss"]))
     assert float(d_loss(state.d_params)) < 0.97 * before
+
+
+def test_evaluate_cli_measures_the_runs_generator_and_rejects_bad_requests(finished_run, tmp_path):
+    workdir = str(tmp_path / "copy")
+    shutil.copytree(finished_run[0], workdir)
+    before = tree_digest(os.path.join(workdir, "checkpoints"))
+
+    def evaluate(*flags):
+        return subprocess.run([sys.executable, "-m", "experiments.evaluate", *flags],
+                              capture_output=True, text=True, check=False,
+                              cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+    result = evaluate(f"--workdir={workdir}", "--metrics=swd,ppl", "--num_images=16",
+                      "--batch_size=8", "--ppl_samples=16")
+    assert result.returncode == 0, result.stderr[-2000:]
+    record = json.loads(result.stdout.strip().splitlines()[-1])
+    # The newest checkpoint is the finished 16x8 stage; SWD runs on the data at that size.
+    assert record["resolution"] == [16, 8] and record["data"] == "synthetic_portraits"
+    assert np.isfinite(record["metrics"]["swd_avg"]) and record["metrics"]["ppl"] > 0
+    with open(os.path.join(workdir, f"eval_{STEPS}.json"), encoding="utf-8") as f:
+        assert json.load(f)["metrics"] == record["metrics"]
+    assert tree_digest(os.path.join(workdir, "checkpoints")) == before  # read-only on the run
+    for flags, message in [((f"--workdir={workdir}", "--metrics=lpips"), "unknown metrics"),
+                           ((f"--workdir={workdir}", "--metrics=fid"), "inception_weights"),
+                           ((f"--workdir={tmp_path}/nowhere",), "does not exist")]:
+        result = evaluate(*flags)
+        assert result.returncode != 0 and message in result.stderr, result.stderr[-2000:]
+        assert "Traceback" not in result.stderr

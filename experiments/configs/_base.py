@@ -98,6 +98,16 @@ def get_base_config() -> ml_collections.ConfigDict:
                                                  # at the end and on SIGTERM/SIGINT)
     config.checkpoint.keep = 3                   # number of checkpoints kept
 
+    config.metrics = ml_collections.ConfigDict()
+    config.metrics.every_kimg = 0.0              # quality metrics during training this often, at
+                                                 # the current stage's resolution (0 = off)
+    config.metrics.names = "swd"                 # comma-separated from swd, fid, kid (SWD needs
+                                                 # no pretrained network; fid/kid need inception)
+    config.metrics.num_images = 2000             # generated and real images per measurement
+    config.metrics.batch_size = 32               # images generated per call
+    config.metrics.inception = config_dict.placeholder(str)  # FID Inception .npz for fid/kid
+                                                 # (python -m stylegan_jax.metrics.convert_fid_weights)
+
     config.log = ml_collections.ConfigDict()
     config.log.every_steps = 20                  # metrics to TensorBoard / progress bar
     config.log.sample_every_kimg = 100.0         # fixed-latent sample grid PNG this often

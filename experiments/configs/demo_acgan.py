@@ -6,7 +6,7 @@
 The demo schedule (about a quarter of an hour on a 2-core CPU) with G conditioned on all four
 attributes (hair colour, eye colour, open mouth, hairband: a multi-hot LabelSpec vector) and D
 conditioned by an auxiliary classifier (Odena et al., arXiv 1610.09585).
-`--config=demo_acgan:long` trains four times longer.
+`--config=demo_acgan:long` trains 100 kimg longer at 64x32, as demo:long.
 """
 from experiments.configs import _conditional, demo
 

@@ -22,25 +22,17 @@ import re
 import numpy as np
 from PIL import Image
 
+from stylegan_jax.atomic import is_temporary, temporary_path, write_json_atomically  # noqa: F401 (re-exported)
 from stylegan_jax.data.labels import LabelSpec
 from stylegan_jax.data.tf_cpu import tensorflow_on_cpu
 
 FORMAT_VERSION = 1
 INFO_FILE = "dataset.json"
 _SHARD_PATTERN = re.compile(r"^shard-(\d{5})\.json$")
-_TEMP_SUFFIX = ".partial"
 
 
 def _shard_stem(index):
     return f"shard-{index:05d}"
-
-
-def write_json_atomically(path, obj):
-    temp_path = path + _TEMP_SUFFIX
-    with open(temp_path, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=1)
-        f.write("\n")
-    os.replace(temp_path, path)
 
 
 def _encode_png(image):
@@ -98,7 +90,7 @@ class PreparedWriter:
         """Reads the .json index of every complete shard; removes temp files of a killed run."""
         names = sorted(os.listdir(self.out_dir))
         for name in names:
-            if name.endswith(_TEMP_SUFFIX):  # our own half-written file: it is redone below
+            if is_temporary(name):  # our own half-written file: it is redone below
                 os.remove(os.path.join(self.out_dir, name))
         indices = sorted(int(m.group(1)) for m in map(_SHARD_PATTERN.match, names) if m)
         if indices != list(range(len(indices))):
@@ -132,7 +124,7 @@ class PreparedWriter:
             raise ValueError(f"label of {key!r} has size {label.shape[0]}, the label spec needs "
                              f"{self.label_dim}")
         if self._record_writer is None:
-            temp_path = self._shard_path(len(self._shards), ".tfrecord") + _TEMP_SUFFIX
+            temp_path = temporary_path(self._shard_path(len(self._shards), ".tfrecord"))
             self._record_writer = self._tf.io.TFRecordWriter(temp_path)
         self._record_writer.write(
             _serialize_example(self._tf, key, _encode_png(image), label.tolist()))
@@ -149,7 +141,7 @@ class PreparedWriter:
         self._record_writer.close()
         self._record_writer = None
         record_path = self._shard_path(index, ".tfrecord")
-        os.replace(record_path + _TEMP_SUFFIX, record_path)
+        os.replace(temporary_path(record_path), record_path)
         shard = dict(self._shard_header(), keys=self._pending_keys)
         write_json_atomically(self._shard_path(index, ".json"), shard)  # marks the shard complete
         self._shards.append(shard)

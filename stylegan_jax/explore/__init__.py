@@ -16,7 +16,8 @@ Modules: model (loading/exporting generators), explorer (generation, features, c
 re-synthesis), edits (edits, tabs, channel lists, region painting), find (channel ranking and
 edit proposals from two examples), locate (finding parts from activations), recipe (JSON edit
 recipes), latent (interpolation, attribute vectors, style mixing), media (PNG metadata, GIF/MP4,
-batch sweeps). Errors from bad requests are ValueError with a one-line message.
+batch sweeps), server + handlers + static/ (the web UI: `python -m experiments.explore`). Errors
+from bad requests are ValueError with a one-line message.
 """
 from stylegan_jax.explore.explorer import Explorer, LayerInfo, Rendering, seed_latents
 from stylegan_jax.explore.model import GeneratorBundle, load_generator, random_bundle, save_generator

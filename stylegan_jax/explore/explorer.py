@@ -260,7 +260,11 @@ class Explorer:
 
     def features(self, w, layer: Optional[str] = None,
                  **kwargs) -> Union[np.ndarray, Dict[str, np.ndarray]]:
-        """Unedited feature maps of w: one layer's [N, h, w, c], or all as {layer: ...}."""
+        """Unedited feature maps of w: one layer's [N, h, w, c], or all as {layer: ...}.
+
+        kwargs are synthesize's (noise_mode, noise_seed, use_cache); a return_features among
+        them (forwarded by apply_recipe) is ignored: features are always returned here."""
+        kwargs.pop("return_features", None)
         if layer is not None:
             self.layer(layer)
         feats = self.synthesize(w, return_features=True, **kwargs).features

@@ -16,25 +16,13 @@ import numpy as np
 from PIL import Image, PngImagePlugin
 from tqdm import tqdm
 
+from stylegan_jax.atomic import atomic_write, write_json_atomically
 from stylegan_jax.explore.latent import Direction, apply_directions, lerp_w, slerp_z
 from stylegan_jax.explore.recipe import Recipe, apply_recipe
 from stylegan_jax.training.samples import tile, to_uint8
 
 METADATA_KEY = "stylegan_jax"
 MP4_PINS = "imageio==2.38.1 imageio-ffmpeg==0.8.1"
-
-
-def _atomic_write(path: str, write) -> str:
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    folder = os.path.dirname(os.path.abspath(path))
-    temp = os.path.join(folder, "." + os.path.basename(path) + ".partial")
-    try:
-        write(temp)
-        os.replace(temp, path)
-    finally:
-        if os.path.exists(temp):
-            os.remove(temp)
-    return path
 
 
 def _uint8(image) -> np.ndarray:
@@ -65,7 +53,7 @@ def save_png(path: str, image, *, w=None, recipe: Optional[Recipe] = None,
     info = PngImagePlugin.PngInfo()
     info.add_text(METADATA_KEY, json.dumps(meta))
     image = _uint8(image)
-    return _atomic_write(path, lambda p: Image.fromarray(image).save(p, format="PNG", pnginfo=info))
+    return atomic_write(path, lambda p: Image.fromarray(image).save(p, format="PNG", pnginfo=info))
 
 
 def load_png(source) -> Dict[str, Any]:
@@ -113,7 +101,7 @@ def save_gif(path: str, frames, *, fps: float = 12.0, scale: int = 1) -> str:
     """Writes frames [T, H, W, 3] ([-1, 1] float or uint8) as a looping GIF, enlarged by `scale`."""
     frames = _enlarge(_uint8(frames), scale)
     images = [Image.fromarray(f) for f in frames]
-    return _atomic_write(path, lambda p: images[0].save(
+    return atomic_write(path, lambda p: images[0].save(
         p, format="GIF", save_all=True, append_images=images[1:], duration=int(round(1000 / fps)),
         loop=0))
 
@@ -130,7 +118,7 @@ def save_mp4(path: str, frames, *, fps: float = 24.0, scale: int = 1) -> str:
     frames = _enlarge(_uint8(frames), scale)
     pad_h, pad_w = -frames.shape[1] % 16, -frames.shape[2] % 16
     frames = np.pad(frames, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="edge")
-    return _atomic_write(path, lambda p: imageio.mimwrite(p, list(frames), format="FFMPEG", fps=fps,
+    return atomic_write(path, lambda p: imageio.mimwrite(p, list(frames), format="FFMPEG", fps=fps,
                                                           codec="libx264", macro_block_size=16))
 
 
@@ -144,12 +132,7 @@ def _new_folder(out_dir: str) -> str:
 
 
 def _write_settings(out_dir: str, settings: Dict[str, Any]) -> str:
-    path = os.path.join(out_dir, "settings.json")
-
-    def write(temp):
-        with open(temp, "w", encoding="utf-8") as f:
-            json.dump(settings, f, indent=1)
-    return _atomic_write(path, write)
+    return write_json_atomically(os.path.join(out_dir, "settings.json"), settings)
 
 
 def _save_frames(out_dir, images, ws, recipe=None, settings=None, prefix="frame"):
@@ -164,14 +147,11 @@ def seed_amount_grid(explorer, recipe: Recipe, seeds: Sequence[int], amounts: Se
     settings.json. Returns the grid's cells, uint8 [len(seeds), len(amounts), H, W, 3]."""
     _new_folder(out_dir)
     w = explorer.w_from_seeds(seeds, psi=psi)
-    cells, cell_ws = [], []
-    for amount in tqdm(amounts, desc="amounts"):
-        rendering, edited = apply_recipe(explorer, recipe, w, amount_scale=amount)
-        cells.append(rendering.uint8)
-        cell_ws.append(edited)
-    cells = np.stack(cells, axis=1)
+    cells = np.stack([apply_recipe(explorer, recipe, w, amount_scale=amount)[0].uint8
+                      for amount in tqdm(amounts, desc="amounts")], axis=1)
+    # Like the explorer's PNG export: the w before the recipe, plus the recipe and its scale.
     for (i, seed), (j, amount) in itertools.product(enumerate(seeds), enumerate(amounts)):
-        save_png(os.path.join(out_dir, f"seed{seed}_amount{j:02d}.png"), cells[i, j], w=cell_ws[j][i],
+        save_png(os.path.join(out_dir, f"seed{seed}_amount{j:02d}.png"), cells[i, j], w=w[i],
                  recipe=recipe, settings={"seed": int(seed), "amount_scale": float(amount)})
     grid = tile(cells.reshape(-1, *cells.shape[2:]), len(seeds), len(amounts))
     save_png(os.path.join(out_dir, "grid.png"), grid, recipe=recipe)

@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from stylegan_jax.atomic import atomic_write
 from stylegan_jax.networks import Generator
 from stylegan_jax.training.steps import cpu_compiler_options
 
@@ -30,6 +31,9 @@ _GENERATOR_FIELDS = ("base_shape", "num_stages", "latent_size", "label_size", "d
                      "mapping_layers", "mapping_fmaps", "mapping_lr_mul", "fmap_base", "fmap_decay",
                      "fmap_max", "num_channels", "use_noise", "fused_scale", "dtype")
 EXPORT_FORMAT = "stylegan_jax.generator/1"
+# The bundled demo generator (experiments/bundle_demo.py writes it; the explorer's default model).
+DEMO_GENERATOR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                              "assets", "demo_generator.npz")
 
 
 @dataclasses.dataclass
@@ -66,11 +70,7 @@ def save_generator(path: str, bundle: GeneratorBundle) -> str:
     arrays = {f"params/{k}": np.asarray(v) for k, v in flat.items()}
     arrays["w_avg"] = np.asarray(bundle.w_avg, np.float32)
     arrays["header"] = np.frombuffer(json.dumps(header).encode("utf-8"), np.uint8)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    temp = path + ".partial.npz"  # np.savez appends .npz to names without it
-    np.savez(temp, **arrays)
-    os.replace(temp, path)
-    return path
+    return atomic_write(path, lambda temp: np.savez(temp, **arrays))
 
 
 def _load_export(path: str) -> GeneratorBundle:
@@ -123,7 +123,7 @@ def _load_checkpoint(workdir: str, step: Optional[int]) -> GeneratorBundle:
     finally:
         ckpt.close()
     info = {"source": os.path.abspath(workdir), "step": int(state.step), "kimg": meta.get("kimg"),
-            "stage": meta.get("stage")}
+            "stage": meta.get("stage"), "alpha": meta.get("alpha")}
     return GeneratorBundle(G, state.g_ema_params, np.asarray(state.w_avg, np.float32), info)
 
 

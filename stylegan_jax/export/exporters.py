@@ -15,6 +15,7 @@ from typing import Any, Dict, Optional
 import jax
 import numpy as np
 
+from stylegan_jax.atomic import write_bytes_atomically
 from stylegan_jax.export import generator_fn
 from stylegan_jax.export.generator_fn import ExportOptions
 from stylegan_jax.networks import Generator, stage_shape
@@ -61,15 +62,8 @@ def _check_target(out_path: str, overwrite: bool) -> None:
                               f"another output path")
 
 
-def _write_bytes_atomically(path: str, data: bytes) -> None:
-    temp = f"{path}.partial"
-    with open(temp, "wb") as f:
-        f.write(data)
-    os.replace(temp, path)
-
-
 def _write_manifest(manifest: Dict[str, Any], out_path: str) -> None:
-    _write_bytes_atomically(manifest_path(out_path),
+    write_bytes_atomically(manifest_path(out_path),
                             json.dumps(manifest, indent=1).encode("utf-8"))
 
 
@@ -97,7 +91,7 @@ def export_onnx(G: Generator, params, w_avg, options: ExportOptions, out_path: s
     manifest = build_manifest(G, params, options, fmt="onnx", out_path=out_path, source=source,
                               recipe=recipe)
     model = onnx_model(G, params, w_avg, options, manifest)
-    _write_bytes_atomically(out_path, model.SerializeToString())
+    write_bytes_atomically(out_path, model.SerializeToString())
     _write_manifest(manifest, out_path)
     return manifest
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import tempfile
 
 import numpy as np
 
+from stylegan_jax.atomic import atomic_write
 from stylegan_jax.metrics.inception import variables_from_state_dict
 
 
@@ -33,15 +33,7 @@ def read_torch_state_dict(pth_path: str) -> dict[str, np.ndarray]:
 
 def write_npz_atomically(arrays: dict[str, np.ndarray], npz_path: str) -> None:
     """np.savez to a temporary file next to `npz_path`, then rename it into place."""
-    directory = os.path.dirname(os.path.abspath(npz_path))
-    handle, temporary = tempfile.mkstemp(suffix=".npz.tmp", dir=directory)
-    try:
-        with os.fdopen(handle, "wb") as file:
-            np.savez(file, **arrays)
-        os.replace(temporary, npz_path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
+    atomic_write(npz_path, lambda temp: np.savez(temp, **arrays))
 
 
 def convert(pth_path: str, npz_path: str) -> None:

@@ -10,7 +10,7 @@ from tqdm import tqdm
 from stylegan_jax.metrics.fid import fid_from_features, kernel_inception_distance
 from stylegan_jax.metrics.inception import inception_features, load_fid_inception
 from stylegan_jax.metrics.ppl import perceptual_path_length, pixel_mse_distance
-from stylegan_jax.metrics.swd import DescriptorSet, swd_from_descriptors
+from stylegan_jax.metrics.swd import DescriptorSet, enlarge_small_images, swd_from_descriptors
 
 METRICS = ("swd", "fid", "kid", "ppl")
 
@@ -74,10 +74,11 @@ def evaluate(metrics: str | Sequence[str], *, generate_images: Callable | None =
         for which, stream in streams.items():
             descriptor_set, feature_list = None, []
             for images in tqdm(stream, desc=f"metrics: {which} images", unit="batch"):
-                if "swd" in names:
+                if "swd" in names:  # images under 16 px (early stages) are enlarged first
+                    enlarged = enlarge_small_images(images)
                     if descriptor_set is None:
-                        descriptor_set = DescriptorSet(images.shape[1:3], seed=seed)
-                    descriptor_set.add(images)
+                        descriptor_set = DescriptorSet(enlarged.shape[1:3], seed=seed)
+                    descriptor_set.add(enlarged)
                 if needs_features:
                     feature_list.append(inception_features(variables, images, batch_size=batch_size))
             if descriptor_set is not None:

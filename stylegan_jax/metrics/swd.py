@@ -53,6 +53,17 @@ def pyramid_level_shapes(image_shape: tuple[int, int]) -> list[tuple[int, int]]:
     return shapes
 
 
+def enlarge_small_images(images) -> np.ndarray:
+    """NHWC images enlarged (nearest neighbour) by the smallest power of two that brings the short
+    side to the pyramid's 16-px minimum; larger images are returned unchanged. PGGAN likewise
+    measured its low-resolution stages on upscaled images. Apply it to both sets alike."""
+    images = np.asarray(images)
+    factor = 1
+    while min(images.shape[1:3]) * factor < MIN_LEVEL_SIZE:
+        factor *= 2
+    return images if factor == 1 else images.repeat(factor, axis=1).repeat(factor, axis=2)
+
+
 def _filter_axis(x: np.ndarray, axis: int, taps: np.ndarray) -> np.ndarray:
     """Correlate `x` with a 5-tap filter along `axis`, mirror-padded (cv2 BORDER_REFLECT_101)."""
     pad = [(0, 0)] * x.ndim

@@ -22,6 +22,7 @@ import struct
 import threading
 import urllib.parse
 
+from stylegan_jax.atomic import write_text_atomically
 from stylegan_jax.data.prepared import read_prepared_info
 from stylegan_jax.data.tf_cpu import tensorflow_on_cpu
 from stylegan_jax.prep.review_page import REVIEW_PAGE
@@ -95,10 +96,7 @@ class ReviewMarks:
         with self._lock:
             (self.keys.add if bad else self.keys.discard)(key)
             ordered = sorted(self.keys, key=lambda k: (k not in self._order, self._order.get(k, 0), k))
-            temp_path = self.path + ".partial"
-            with open(temp_path, "w", encoding="utf-8") as file:
-                file.write("".join(key + "\n" for key in ordered))
-            os.replace(temp_path, self.path)
+            write_text_atomically(self.path, "".join(key + "\n" for key in ordered))
             return len(self.keys)
 
 

@@ -21,6 +21,7 @@ from typing import Callable, Iterable
 
 from tqdm import tqdm
 
+from stylegan_jax.atomic import write_text_atomically
 from stylegan_jax.prep.images import MissingImage, UnreadableImage
 from stylegan_jax.prep.tags import group_counts
 
@@ -61,12 +62,8 @@ def _read_log(path: str, settings: dict) -> dict:
 
 def _rewrite_log(path: str, settings: dict, entries: dict) -> None:
     """Rewrites the log atomically without torn lines, so appends start on a fresh line."""
-    temp_path = path + ".partial"
-    with open(temp_path, "w", encoding="utf-8") as file:
-        file.write(json.dumps({"settings": settings}) + "\n")
-        for entry in entries.values():
-            file.write(json.dumps(entry) + "\n")
-    os.replace(temp_path, path)
+    lines = [json.dumps({"settings": settings})] + [json.dumps(e) for e in entries.values()]
+    write_text_atomically(path, "".join(line + "\n" for line in lines))
 
 
 def run_preparation(items: Iterable[tuple[str, object]], process: Callable[[object], Outcome], writer, *,

@@ -18,9 +18,9 @@ import ml_collections
 from absl import logging
 
 from stylegan_jax import conditional
-from stylegan_jax.data.prepared import write_json_atomically
+from stylegan_jax.atomic import write_json_atomically
 from stylegan_jax.networks import stage_shape
-from stylegan_jax.training import checkpoint, parallel, samples, schedule, state as state_lib
+from stylegan_jax.training import checkpoint, parallel, quality, samples, schedule, state as state_lib
 from stylegan_jax.training.data_stream import DataStream
 from stylegan_jax.training.preemption import PreemptionWatcher
 from stylegan_jax.training.steps import cpu_compiler_options, make_train_step
@@ -86,6 +86,8 @@ def train_and_evaluate(config, workdir: str, *, make_source: Optional[Callable] 
     schedule.check_minibatches(sched, **geometry,
                                multiple=parallel.batch_multiple(mesh, D.mbstd_group_size))
     total_img = int(round(sched.total_kimg * 1000))
+    if config.metrics.every_kimg > 0:
+        quality.check_metrics_config(config.metrics)
     init, reset, sampler, train_step = _programs(
         G, D, config, repl, schedule.phase_at(0, sched, **geometry).segment,
         conditional.attribute_groups(spec) if spec is not None else ())
@@ -140,6 +142,18 @@ def train_and_evaluate(config, workdir: str, *, make_source: Optional[Callable] 
             reporter.image(step, "fakes", path)
             logging.info("wrote sample grid %s", path)
 
+    def measure(phase):
+        values = quality.measure(config.metrics, sampler=sampler, g_params=state.g_ema_params,
+                                 w_avg=state.w_avg, latent_size=G.latent_size, stage=phase.stage,
+                                 alpha=phase.alpha, make_source=grid_source,
+                                 resolution=phase.shape, labels=grid_labels, seed=config.seed)
+        if is_main:
+            reporter.scalars(step, {f"metrics/{k}": v for k, v in values.items()})
+            quality.append_jsonl(os.path.join(workdir, "metrics.jsonl"),
+                                 dict(values, step=step, kimg=nimg / 1000.0, stage=phase.stage,
+                                      resolution=list(phase.shape), alpha=phase.alpha))
+            logging.info("metrics at %.1f kimg: %s", nimg / 1000.0, values)
+
     # With several processes, asking whether any was signalled is a collective: do it only
     # every few steps, at the same steps on every process.
     check_every = 1 if jax.process_count() == 1 else max(config.log.every_steps, 1)
@@ -162,6 +176,9 @@ def train_and_evaluate(config, workdir: str, *, make_source: Optional[Callable] 
                 save(phase)
             if done or _crossed(before, nimg, config.log.sample_every_kimg):
                 snapshot(phase)
+            if config.metrics.every_kimg > 0 and (done or _crossed(before, nimg,
+                                                                   config.metrics.every_kimg)):
+                measure(phase)
             if stop:
                 logging.warning("stopped by a signal at step %d (%.3f kimg) after saving a "
                                 "checkpoint; run the same command again to resume", step,

@@ -1,5 +1,4 @@
 """Fixed-latent sample grids: the same z's at every snapshot, so progress is comparable."""
-import os
 from typing import Optional
 
 import jax
@@ -7,6 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 from PIL import Image
 
+from stylegan_jax.atomic import atomic_write
 from stylegan_jax.networks import Generator
 
 GRID_SEED_OFFSET = 12345  # grid latents come from seed + this, independent of training draws
@@ -53,11 +53,8 @@ def save_grid(images, path: str, rows: int, cols: int, upscale_to: Optional[int]
     if upscale_to and images.shape[1] < upscale_to:
         factor = upscale_to // images.shape[1]
         images = images.repeat(factor, axis=1).repeat(factor, axis=2)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    temp = path + ".partial"
-    Image.fromarray(tile(images, rows, cols)).save(temp, format="PNG")
-    os.replace(temp, path)
-    return path
+    grid = Image.fromarray(tile(images, rows, cols))
+    return atomic_write(path, lambda temp: grid.save(temp, format="PNG"))
 
 
 def sample_grid(sampler, g_params, z, labels, w_avg, *, stage: int, alpha: float,

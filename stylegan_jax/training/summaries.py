@@ -78,6 +78,11 @@ class Reporter:
                                         minibatch=phase.minibatch, g_lr=phase.g_lr,
                                         d_lr=phase.d_lr, images_per_second=rate))
 
+    def scalars(self, step: int, values: dict) -> None:
+        """Logs extra scalars (e.g. quality metrics) to TensorBoard."""
+        if self.enabled:
+            self._writer.scalars(step, values)
+
     def image(self, step: int, name: str, path: str) -> None:
         """Adds a written PNG (e.g. a sample grid) to TensorBoard."""
         if self.enabled:

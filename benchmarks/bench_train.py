@@ -1,0 +1,194 @@
+"""Training throughput, FLOPs, fraction of peak and memory of the full train step.
+
+    python -m benchmarks.bench_train                          # demo + paper-size at 32, 64, 128
+    python -m benchmarks.bench_train --cases=paper@32x32 --batch=16 --repeats=5
+    python -m benchmarks.bench_train --dtype=bfloat16         # mixed precision (GPU/TPU)
+
+A step is what training runs: one D step with R1 (grad of grad through the blur) and one G step
+with style mixing, Adam updates and the generator average (stylegan_jax/training/steps.py),
+jit-compiled as the loop compiles it, on random data. For each case:
+  - compile time (lower + compile, once) and the median step time of --repeats steps after one
+    warm-up step, hence images/s;
+  - FLOPs per step from XLA's cost analysis of the compiled step, and per pass (G forward, D
+    forward, ...) so it is clear where the work is;
+  - achieved FLOP/s over this machine's peak, measured in the same run as the median time of a
+    large float32 matrix product, so the fraction is comparable across machines;
+  - memory per image from XLA's memory analysis (temporaries + outputs + arguments) / batch.
+Cases: "demo" is experiments/configs/demo.py at its last stage (64x32); "paper@RES" is the
+paper's network (fmap_base 8192, fmap_max 512, 512-d latents; experiments/configs/ffhq.py) grown
+to RES, fully faded in. Prints a table and one JSON line.
+"""
+import argparse
+import functools
+import json
+import statistics
+import time
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from experiments.configs import demo, ffhq
+from stylegan_jax.networks import stage_shape
+from stylegan_jax.training import parallel, state as state_lib
+from stylegan_jax.training.steps import generate, make_train_step
+
+DEFAULT_CASES = "demo,paper@32x32,paper@64x64,paper@128x128"
+
+
+def _median_seconds(call, repeats: int) -> float:
+    call()  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def matmul_peak_flops(n: int = 4096, repeats: int = 10, dtype=jnp.float32) -> float:
+    """FLOP/s of an n x n x n matrix product (2 n^3 FLOPs), median of repeats."""
+    a = jax.random.normal(jax.random.PRNGKey(0), (n, n), dtype)
+    b = jax.random.normal(jax.random.PRNGKey(1), (n, n), dtype)
+    matmul = jax.jit(jnp.matmul)
+    seconds = _median_seconds(lambda: matmul(a, b).block_until_ready(), repeats)
+    return 2.0 * n ** 3 / seconds
+
+
+def case_config(case: str, dtype: str):
+    """(config, stage) for 'demo' or 'paper@HxW'."""
+    if case == "demo":
+        config = demo.get_config()
+        stage = config.model.num_stages - 1
+    elif case.startswith("paper@"):
+        config = ffhq.get_config()
+        height, width = (int(v) for v in case[len("paper@"):].split("x"))
+        base = tuple(config.model.base_shape)
+        stages = [s for s in range(12) if stage_shape(base, s) == (height, width)]
+        if not stages:
+            raise ValueError(f"case {case!r}: {height}x{width} is not a stage of base {base}")
+        stage = stages[0]
+        config.model.num_stages = stage + 1  # channel counts depend on the stage, not on this
+    else:
+        raise ValueError(f"unknown case {case!r}: use 'demo' or 'paper@HxW' (e.g. paper@64x64)")
+    config.model.dtype = dtype
+    config.fast_compile = False
+    return config, stage
+
+
+def _flops(compiled) -> float:
+    analysis = compiled.cost_analysis()
+    if isinstance(analysis, (list, tuple)):  # older jax returned one dict per device
+        analysis = analysis[0]
+    return float(analysis.get("flops", float("nan"))) if analysis else float("nan")
+
+
+def _memory_bytes(compiled) -> int:
+    m = compiled.memory_analysis()
+    if m is None:
+        return -1
+    return int(m.temp_size_in_bytes + m.output_size_in_bytes + m.argument_size_in_bytes
+               - m.alias_size_in_bytes)
+
+
+def pass_flops(G, D, state, batch, stage: int, config) -> dict:
+    """FLOPs of the pieces of a step, each compiled on its own (XLA cost analysis)."""
+    mixing = config.loss.style_mixing_prob
+    n = batch["image"].shape[0]
+    gen = functools.partial(generate, G, labels=None, batch_size=n, stage=stage, alpha=1.0,
+                            mixing_prob=mixing)
+
+    def d_fwd(d_params, x):
+        return jnp.sum(D.apply({"params": d_params}, x, stage=stage))
+
+    def g_loss(g_params, d_params, key):
+        return jnp.sum(D.apply({"params": d_params}, gen(g_params, key)[0], stage=stage))
+
+    def r1_grad(d_params, x):  # D's parameter gradient of ||grad_x D(x)||^2: grad of grad
+        return jax.grad(lambda p: jnp.sum(jax.grad(d_fwd, argnums=1)(p, x) ** 2))(d_params)
+
+    key = jax.random.PRNGKey(0)
+    pieces = {
+        "G forward": (lambda p, k: gen(p, k)[0], (state.g_params, key)),
+        "D forward": (d_fwd, (state.d_params, batch["image"])),
+        "D fwd+bwd": (jax.grad(d_fwd), (state.d_params, batch["image"])),
+        "R1 (grad of grad)": (r1_grad, (state.d_params, batch["image"])),
+        "G step (G+D fwd+bwd)": (jax.grad(g_loss), (state.g_params, state.d_params, key)),
+    }
+    return {name: _flops(jax.jit(fn).lower(*args).compile()) for name, (fn, args) in pieces.items()}
+
+
+def run_case(case: str, batch_size: int, repeats: int, dtype: str, peak: float,
+             with_passes: bool) -> dict:
+    config, stage = case_config(case, dtype)
+    frozen = ml_collections.FrozenConfigDict(config)
+    G, D = state_lib.build_networks(frozen)
+    mesh = parallel.make_mesh()
+    repl = parallel.replicated(mesh)
+    state = jax.jit(functools.partial(state_lib.init_train_state, G, D, frozen),
+                    out_shardings=repl)()
+    height, width = stage_shape(G.base_shape, stage)
+    rng = np.random.default_rng(0)
+    batch = parallel.global_batch({
+        "image": rng.uniform(-1, 1, (batch_size, height, width, 3)).astype(np.float32),
+        "label": np.zeros((batch_size, 0), np.float32)}, mesh)
+    step = make_train_step(G, D, frozen, repl)
+    args = (state, batch, jnp.float32(1.0), jnp.float32(1e-3), jnp.float32(1e-3))
+    start = time.perf_counter()
+    compiled = step.lower(*args, stage=stage, apply_r1=True).compile()
+    compile_s = time.perf_counter() - start
+    flops = _flops(compiled)
+
+    holder = {"state": state}
+
+    def one_step():
+        new_state, metrics = compiled(holder["state"], *args[1:])
+        jax.block_until_ready(metrics)
+        holder["state"] = new_state
+
+    step_s = _median_seconds(one_step, repeats)
+    result = {"case": case, "resolution": f"{height}x{width}", "batch": batch_size, "dtype": dtype,
+              "compile_s": compile_s, "step_ms": 1000 * step_s, "images_per_s": batch_size / step_s,
+              "gflop_per_step": flops / 1e9, "achieved_gflops": flops / step_s / 1e9,
+              "fraction_of_peak": flops / step_s / peak,
+              "memory_mb_per_image": _memory_bytes(compiled) / batch_size / 2 ** 20}
+    if with_passes:
+        result["gflop_per_pass"] = {k: v / 1e9 for k, v in pass_flops(
+            G, D, holder["state"], batch, stage, frozen).items()}
+    return result
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", default=DEFAULT_CASES, help="comma-separated: demo, paper@HxW")
+    parser.add_argument("--batch", type=int, default=16, help="images per step")
+    parser.add_argument("--repeats", type=int, default=5, help="timed steps per case")
+    parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
+    parser.add_argument("--matmul_size", type=int, default=4096, help="n of the peak matmul")
+    parser.add_argument("--passes", action="store_true", help="also count FLOPs per pass")
+    args = parser.parse_args(argv)
+    peak = matmul_peak_flops(args.matmul_size, dtype=jnp.dtype(args.dtype))
+    device = jax.devices()[0]
+    print(f"device: {device.platform} {device.device_kind} x{jax.device_count()}   "
+          f"matmul peak ({args.matmul_size}^3 {args.dtype}): {peak / 1e9:.1f} GFLOP/s")
+    results = []
+    header = (f"{'case':<15}{'res':>9}{'batch':>6}{'compile s':>10}{'step ms':>10}{'img/s':>8}"
+              f"{'GFLOP/step':>11}{'GFLOP/s':>9}{'of peak':>8}{'MB/img':>8}")
+    print(header)
+    for case in args.cases.split(","):
+        r = run_case(case.strip(), args.batch, args.repeats, args.dtype, peak, args.passes)
+        results.append(r)
+        print(f"{r['case']:<15}{r['resolution']:>9}{r['batch']:>6}{r['compile_s']:>10.1f}"
+              f"{r['step_ms']:>10.1f}{r['images_per_s']:>8.1f}{r['gflop_per_step']:>11.2f}"
+              f"{r['achieved_gflops']:>9.1f}{100 * r['fraction_of_peak']:>7.0f}%"
+              f"{r['memory_mb_per_image']:>8.1f}", flush=True)
+        for name, g in r.get("gflop_per_pass", {}).items():
+            print(f"    {name:<24}{g:>10.2f} GFLOP")
+    print(json.dumps({"benchmark": "train_step", "device": f"{device.platform} {device.device_kind}",
+                      "device_count": jax.device_count(), "matmul_peak_gflops": peak / 1e9,
+                      "results": results}))
+
+
+if __name__ == "__main__":
+    main()

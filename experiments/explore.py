@@ -1,0 +1,53 @@
+"""Open a generator in the explorer's web UI.
+
+    python -m experiments.explore                                   # the bundled demo model
+    python -m experiments.explore --workdir=workdirs/demo --open_browser
+    python -m experiments.explore --checkpoint=generator.npz --port=8080
+
+--workdir uses its newest checkpoint; --checkpoint takes a step directory
+(<workdir>/checkpoints/<step>) or an exported .npz. See stylegan_jax/explore/server.py.
+"""
+import os
+
+from absl import app
+from absl import flags
+
+_WORKDIR = flags.DEFINE_string("workdir", None, "training workdir: its newest checkpoint is used")
+_CHECKPOINT = flags.DEFINE_string(
+    "checkpoint", None, "a checkpoint step directory (<workdir>/checkpoints/<step>) or an "
+    "exported generator .npz, instead of --workdir (default: the bundled demo model)")
+_HOST = flags.DEFINE_string("host", "127.0.0.1", "address to listen on (0.0.0.0: all interfaces)")
+_PORT = flags.DEFINE_integer("port", 8000, "port to listen on (0: any free port)")
+_OPEN = flags.DEFINE_bool("open_browser", False, "open the page in a web browser")
+_NOISE = flags.DEFINE_enum("noise_mode", "const", ["const", "random", "none"], "default noise")
+
+
+def model_path(workdir, checkpoint) -> str:
+    """The generator to open: --workdir, --checkpoint, or the bundled demo model."""
+    if workdir is not None and checkpoint is not None:
+        raise ValueError("give at most one of --workdir or --checkpoint")
+    if workdir is not None or checkpoint is not None:
+        return workdir or checkpoint
+    from stylegan_jax.explore.model import DEMO_GENERATOR as demo  # pylint: disable=import-outside-toplevel
+    if not os.path.isfile(demo):
+        raise FileNotFoundError(f"the bundled demo model {demo} is missing: pass "
+                                f"--checkpoint=PATH.npz (an exported generator) or --workdir=DIR")
+    return demo
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    try:
+        path = model_path(_WORKDIR.value, _CHECKPOINT.value)
+        # pylint: disable=import-outside-toplevel  (keep --help and flag errors fast)
+        from stylegan_jax.explore import Explorer
+        from stylegan_jax.explore.server import serve
+        explorer = Explorer.open(path, noise_mode=_NOISE.value)
+        serve(explorer, _HOST.value, _PORT.value, open_browser=_OPEN.value)
+    except (ValueError, FileNotFoundError, OSError) as e:
+        raise SystemExit(f"error: {e}") from None
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,89 @@
+// The explorer page (ES modules, no build step): core.js = shared state and plumbing, editor.js =
+// gallery, rendering, painting and edit tabs, app.js = two-image tools, exports and wiring. It talks
+// to the JSON API of stylegan_jax/explore/server.py (see handlers.py for each endpoint's fields).
+
+export const $ = (selector) => document.querySelector(selector);
+export const state = {
+  info: null,        // GET /api/info
+  current: null,     // the edited image's latent: {seed} (psi from the slider) or {w}
+  tabs: [],          // edits (recipe JSON form); mask null = the whole map
+  active: -1,
+  directions: [], locators: {},  // carried from loaded recipes
+  maps: null,        // the last render's "maps"
+  focus: null,       // focused channel
+  a: null, b: null,  // picked latents
+  latentW: null,     // w of the last interpolation / mix
+  seq: 0, busy: 0,
+};
+
+// ------------------------------------------------------------------ plumbing
+export async function api(name, body) {
+  const options = body === undefined ? {} : {method: "POST", headers: {"Content-Type": "application/json"},
+                                              body: JSON.stringify(body)};
+  setBusy(1);
+  try {
+    const response = await fetch("/api/" + name, options);
+    const data = await response.json();
+    if (!response.ok) throw new Error(data.error || response.statusText);
+    $("#error").textContent = "";
+    return data;
+  } catch (e) {
+    $("#error").textContent = e.message;
+    throw e;
+  } finally {
+    setBusy(-1);
+  }
+}
+
+// #status reads "ready" only when no request is in flight and no debounced call is waiting.
+export function setBusy(delta) {
+  state.busy += delta;
+  $("#status").textContent = state.busy > 0 ? "working…" : "ready";
+}
+
+export function debounce(fn, ms) {
+  let timer = null;
+  return (...args) => {
+    if (timer === null) setBusy(1); else clearTimeout(timer);
+    timer = setTimeout(() => { timer = null; setBusy(-1); fn(...args); }, ms);
+  };
+}
+
+export function download(filename, url) {
+  const link = document.createElement("a");
+  link.href = url;
+  link.download = filename;
+  document.body.appendChild(link);
+  link.click();
+  link.remove();
+}
+
+export const psi = () => parseFloat($("#psi").value);
+export const latentOf = (x) => (x.seed !== undefined ? {seed: x.seed, psi: psi()} : {w: x.w});
+export const layerInfo = (name) => state.info.layers.find((l) => l.name === name);
+export const tab = () => state.tabs[state.active];
+export const ignore = () => {};  // errors are already shown in #error
+
+export function recipeJSON() {
+  return {format: "stylegan_jax.recipe", version: 1, name: $("#recipe-name").value,
+          locators: state.locators, directions: state.directions,
+          edits: state.tabs.filter((t) => t.channels.trim()).map((t) => ({...t}))};
+}
+
+export function parseSeeds(text) {
+  const seeds = [];
+  for (const item of text.split(",")) {
+    const m = item.trim().match(/^(\d+)(?:\s*-\s*(\d+))?$/);
+    if (!m) continue;
+    for (let s = +m[1]; s <= +(m[2] ?? m[1]) && seeds.length < state.info.max_seeds; s++) seeds.push(s);
+  }
+  return seeds;
+}
+
+export function on(selector, event, handler) {
+  $(selector).addEventListener(event, (...args) => {
+    const result = handler(...args);
+    if (result && result.catch) result.catch(ignore);
+  });
+}
+

@@ -1,0 +1,220 @@
+// Gallery, rendering (image + feature maps), painting regions, edit tabs, recipes and directions.
+import {$, api, debounce, ignore, layerInfo, latentOf, psi, recipeJSON, state, tab} from "./core.js";
+
+// ------------------------------------------------------------------ gallery
+export async function loadGallery() {
+  const first = parseInt($("#gallery-seed").value) || 0;
+  const count = Math.min(Math.max(parseInt($("#gallery-count").value) || 8, 1), state.info.max_seeds);
+  const seeds = Array.from({length: count}, (_, i) => first + i);
+  const data = await api("gallery", {seeds, psi: psi(), noise_mode: $("#noise-mode").value});
+  const gallery = $("#gallery");
+  gallery.replaceChildren(...data.images.map((src, i) => {
+    const img = document.createElement("img");
+    img.src = src;
+    img.dataset.seed = seeds[i];
+    img.title = `seed ${seeds[i]}`;
+    img.addEventListener("click", () => select({seed: seeds[i]}, `seed ${seeds[i]}`));
+    return img;
+  }));
+}
+
+export function select(latent, label) {
+  state.current = latent;
+  $("#current-label").textContent = label;
+  for (const img of document.querySelectorAll("#gallery img"))
+    img.classList.toggle("selected", latent.seed !== undefined && +img.dataset.seed === latent.seed);
+  render();
+}
+
+// ------------------------------------------------------------------ rendering
+export const render = debounce(() => renderNow().catch(ignore), 120);
+
+export async function renderNow() {
+  if (!state.current) return;
+  const seq = ++state.seq;
+  const sort = $("#sort-select").value, layer = $("#layer-select").value, t = tab();
+  const body = {...latentOf(state.current), recipe: recipeJSON(), layer, sort,
+                noise_mode: $("#noise-mode").value};
+  if (sort !== "channel" && t && t.mask && t.layer === layer) body.selection = t.mask;
+  const data = await api("render", body);
+  if (seq !== state.seq) return;  // a newer render is on its way
+  $("#result-image").src = data.image;
+  state.maps = data.maps;
+  const grid = $("#maps-image");
+  grid.src = data.maps.grid;
+  await grid.decode().catch(ignore);
+  drawMaps();
+  drawFocus();
+  drawMasks();
+}
+
+export function drawMaps() {
+  const maps = state.maps, grid = $("#maps-image");
+  if (!maps) return;
+  const scale = Math.max(1, Math.floor(420 / grid.naturalWidth));
+  grid.style.width = grid.naturalWidth * scale + "px";
+  const overlay = $("#maps-overlay");
+  overlay.width = grid.naturalWidth * scale;
+  overlay.height = grid.naturalHeight * scale;
+  const ctx = overlay.getContext("2d");
+  const [h, w] = [maps.layer.height, maps.layer.width], t = tab();
+  const chosen = new Set(t && t.layer === maps.layer.name ? channelList(t.channels) : []);
+  maps.order.forEach((channel, i) => {
+    if (!chosen.has(channel) && channel !== state.focus) return;
+    const x = (i % maps.cols) * (w + maps.gap), y = Math.floor(i / maps.cols) * (h + maps.gap);
+    ctx.strokeStyle = channel === state.focus ? "#06f" : "#000";
+    ctx.lineWidth = 2;
+    ctx.strokeRect(x * scale + 1, y * scale + 1, w * scale - 2, h * scale - 2);
+  });
+}
+
+export function channelList(text) {  // only for highlighting; the server parses channel lists
+  const out = [];
+  for (const item of text.split(",")) {
+    const m = item.trim().match(/^(\d+)(?:\s*-\s*(\d+))?/);
+    if (m) for (let c = +m[1]; c <= +(m[2] ?? m[1]); c++) out.push(c);
+  }
+  return out;
+}
+
+export function drawFocus() {
+  const maps = state.maps, canvas = $("#focus-map");
+  if (!maps) return;
+  const i = maps.order.indexOf(state.focus), {height: h, width: w} = maps.layer;
+  canvas.width = w; canvas.height = h;  // (also clears it)
+  if (i < 0) { $("#focus-label").textContent = "click a map to focus it"; return; }
+  const x = (i % maps.cols) * (w + maps.gap), y = Math.floor(i / maps.cols) * (h + maps.gap);
+  canvas.getContext("2d").drawImage($("#maps-image"), x, y, w, h, 0, 0, w, h);
+  $("#focus-label").textContent = `channel ${state.focus}` +
+    (maps.values ? ` (${maps.values[i].toFixed(3)})` : "");
+}
+
+export function drawMasks() {
+  const t = tab(), info = t && layerInfo(t.layer);
+  for (const canvas of [$("#paint-image"), $("#paint-map")]) {
+    if (!info) { canvas.width = canvas.height = 1; continue; }
+    const k = 8;  // canvas pixels per cell, so that region borders can be drawn
+    canvas.width = info.width * k; canvas.height = info.height * k;
+    const ctx = canvas.getContext("2d");
+    if (!t.mask) continue;
+    const sign = (y, x) => Math.sign((t.mask[y] || [])[x] || 0);
+    t.mask.forEach((row, y) => row.forEach((v, x) => {
+      if (!v) return;
+      const colour = v > 0 ? "0,120,255" : "255,140,0";
+      ctx.fillStyle = `rgba(${colour},${0.4 * Math.min(1, Math.abs(v))})`;
+      ctx.fillRect(x * k, y * k, k, k);
+      ctx.fillStyle = `rgb(${colour})`;  // border where the region ends
+      if (sign(y - 1, x) !== sign(y, x)) ctx.fillRect(x * k, y * k, k, 1);
+      if (sign(y + 1, x) !== sign(y, x)) ctx.fillRect(x * k, y * k + k - 1, k, 1);
+      if (sign(y, x - 1) !== sign(y, x)) ctx.fillRect(x * k, y * k, 1, k);
+      if (sign(y, x + 1) !== sign(y, x)) ctx.fillRect(x * k + k - 1, y * k, 1, k);
+    }));
+  }
+  $("#mask-info").textContent = !t ? "" : t.mask ? "region painted" : "region: whole map";
+}
+
+// ------------------------------------------------------------------ painting (a disc of cells, as edits.paint_brush)
+export function paintAt(event, canvas) {
+  const t = tab(), info = layerInfo(t.layer), rect = canvas.getBoundingClientRect();
+  const x = (event.clientX - rect.left) / rect.width * info.width;
+  const y = (event.clientY - rect.top) / rect.height * info.height;
+  const value = {add: 1, subtract: -1, erase: 0}[document.querySelector("input[name=paint]:checked").value];
+  const r = parseFloat($("#brush").value);
+  if (!t.mask) t.mask = Array.from({length: info.height}, () => new Array(info.width).fill(0));
+  for (let i = 0; i < info.height; i++)
+    for (let j = 0; j < info.width; j++)
+      if ((i + 0.5 - y) ** 2 + (j + 0.5 - x) ** 2 <= r * r || (i === Math.floor(y) && j === Math.floor(x)))
+        t.mask[i][j] = value;
+  drawMasks();
+}
+
+export function attachPainter(canvas) {
+  let painting = false;
+  canvas.addEventListener("pointerdown", (e) => {
+    if (!tab()) addTab();
+    painting = true;
+    canvas.setPointerCapture(e.pointerId);
+    paintAt(e, canvas);
+  });
+  canvas.addEventListener("pointermove", (e) => { if (painting) paintAt(e, canvas); });
+  const stop = () => { if (painting) { painting = false; render(); } };
+  canvas.addEventListener("pointerup", stop);
+  canvas.addEventListener("pointercancel", stop);
+}
+
+// ------------------------------------------------------------------ edit tabs
+export function newTab(layer) {
+  return {name: `edit ${state.tabs.length + 1}`, layer, channels: "", amount: 1, enabled: true,
+          mask: null, locator: null, anchor: null};
+}
+
+export function addTab(edit) {
+  state.tabs.push(edit || newTab($("#layer-select").value));
+  state.active = state.tabs.length - 1;
+  showTab();
+}
+
+export function showTab() {
+  const t = tab();
+  $("#tabs").replaceChildren(...state.tabs.map((x, i) => {
+    const button = document.createElement("button");
+    button.textContent = x.name || `edit ${i + 1}`;
+    button.className = i === state.active ? "tab active" : "tab";
+    button.addEventListener("click", () => { state.active = i; showTab(); render(); });
+    return button;
+  }));
+  if (!t) return;
+  $("#tab-name").value = t.name;
+  $("#tab-enabled").checked = t.enabled;
+  $("#channels").value = t.channels;
+  $("#amount").value = t.amount;
+  $("#amount-value").value = t.amount;
+  $("#layer-select").value = t.layer;
+  drawMasks();
+}
+
+export async function toggleChannel(channel) {
+  if (!tab()) addTab();
+  const t = tab();
+  if (t.layer !== state.maps.layer.name) { t.layer = state.maps.layer.name; t.mask = null; }
+  const data = await api("channels", {layer: t.layer, text: t.channels, toggle: channel});
+  t.channels = data.text;
+  showTab();
+  render();
+}
+
+export function setAmount(value) {
+  if (!tab() || !isFinite(value)) return;
+  tab().amount = value;
+  $("#amount").value = value;
+  $("#amount-value").value = value;
+  render();
+}
+
+// ------------------------------------------------------------------ recipes, directions
+export function setRecipe(recipe) {
+  $("#recipe-name").value = recipe.name || "";
+  state.locators = recipe.locators || {};
+  state.directions = recipe.directions || [];
+  state.tabs = recipe.edits.map((e) => ({...e}));
+  state.active = state.tabs.length - 1;
+  if (!state.tabs.length) addTab(); else showTab();
+  showDirections();
+  render();
+}
+
+export function showDirections() {
+  $("#directions").replaceChildren(...state.directions.map((d, i) => {
+    const row = document.createElement("div");
+    row.className = "direction";
+    const slider = Object.assign(document.createElement("input"),
+                                 {type: "range", min: -5, max: 5, step: 0.1, value: d.strength});
+    slider.id = `direction-${i}`;
+    slider.addEventListener("input", () => { d.strength = parseFloat(slider.value); render(); });
+    const remove = Object.assign(document.createElement("button"), {textContent: "×"});
+    remove.addEventListener("click", () => { state.directions.splice(i, 1); showDirections(); render(); });
+    row.append(`${d.name || "direction"} `, slider, remove);
+    return row;
+  }));
+}
+

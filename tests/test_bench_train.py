@@ -1,0 +1,36 @@
+"""The training benchmark's FLOP counting (XLA cost analysis) against the analytic count."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from benchmarks import bench_train
+
+
+def test_cost_analysis_counts_a_3x3_convolution_and_a_matmul_exactly():
+    n, h, w, c_in, c_out = 2, 8, 4, 16, 32
+    x = jnp.ones((n, h, w, c_in), jnp.float32)
+    k = jnp.ones((3, 3, c_in, c_out), jnp.float32)
+    conv = jax.jit(lambda x, k: jax.lax.conv_general_dilated(
+        x, k, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")))
+    flops = bench_train._flops(conv.lower(x, k).compile())  # pylint: disable=protected-access
+    # One multiply-add per channel pair and per tap that lands inside the image: XLA does not
+    # count the zero padding, so a row of w outputs has 3w - 2 taps of a 3-wide kernel.
+    assert flops == 2 * n * c_in * c_out * (3 * h - 2) * (3 * w - 2)
+    a, b = jnp.ones((64, 48)), jnp.ones((48, 80))
+    assert bench_train._flops(jax.jit(jnp.matmul).lower(a, b).compile()) == 2 * 64 * 48 * 80  # pylint: disable=protected-access
+    peak = bench_train.matmul_peak_flops(256, repeats=2)
+    assert np.isfinite(peak) and peak > 0
+
+
+def test_case_names_map_to_the_paper_network_at_the_requested_stage():
+    config, stage = bench_train.case_config("paper@64x64", "float32")
+    assert stage == 4 and config.model.num_stages == 5 and config.generator.fmap_max == 512
+    config, stage = bench_train.case_config("demo", "float32")
+    assert stage == config.model.num_stages - 1
+    for bad in ("paper@48x48", "resnet"):
+        try:
+            bench_train.case_config(bad, "float32")
+        except ValueError as e:
+            assert bad.split("@")[-1].split("x")[0] in str(e) or "unknown case" in str(e)
+        else:
+            raise AssertionError(f"{bad} was accepted")
