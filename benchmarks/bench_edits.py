@@ -12,7 +12,7 @@ For each attribute, as a person would in the UI, using only two generated images
 4. For every layer below the output resolution (--edit-layers): the edit proposed by
    find.propose_edit (top 8 channels), its mask moved by the locator. On the example WITHOUT the
    attribute, the smallest amount scale (of 0.5..4) that makes the judge see the attribute is
-   found; the layer whose flip is most local wins, and the recipe uses 1.5x that scale (margin
+   found; the layer whose flip is most local wins, and the recipe uses --margin (2.0) x that scale (margin
    for other images).
 Then on held-out seeds judged WITHOUT the attribute (until --seeds are found), the recipe is
 applied and measured: success = the judge now sees the attribute; locality = share of the summed
@@ -120,7 +120,7 @@ def _locality(before, after, located_mask) -> np.ndarray:
 
 
 def find_recipe(explorer: Explorer, judge, attribute: str, locator_layer: str, top_k: int = 8,
-                edit_layers=None):
+                edit_layers=None, margin: float = 2.0):
     """A recipe from two judged examples (see the module docstring), and what was chosen.
 
     edit_layers: candidate layers (default: all but the output resolution's, whose edits would
@@ -168,7 +168,7 @@ def find_recipe(explorer: Explorer, judge, attribute: str, locator_layer: str, t
                 inside, total = _locality(before, after, located)
                 score = float(inside[0] / max(total[0], 1e-12))
                 if best is None or score > best[0]:
-                    best = (score, edit.with_amount(edit.amount * scale * 1.5), info.name, scale)
+                    best = (score, edit.with_amount(edit.amount * scale * margin), info.name, scale)
                 break
     if best is None:
         raise RuntimeError(f"no layer's proposed edit adds {attribute} to the example seed "
@@ -234,6 +234,9 @@ def main(argv=None):
     parser.add_argument("--edit-layers", default=None, help="comma-separated candidate layers "
                         "(default: all below the output resolution)")
     parser.add_argument("--out", default="bench_edits_out")
+    parser.add_argument("--margin", type=float, default=2.0,
+                        help="the recipe's amount = margin x the scale that flipped the example")
+    parser.add_argument("--top-k", type=int, default=8, help="channels in the proposed edit")
     args = parser.parse_args(argv)
     explorer = Explorer.open(args.model)
     judge, judge_info = None, {}
@@ -258,7 +261,8 @@ def main(argv=None):
     for attribute in attributes:
         try:
             recipe, chosen = find_recipe(explorer, judge, attribute, locator_layer,
-                                         edit_layers=args.edit_layers and args.edit_layers.split(","))
+                                         edit_layers=args.edit_layers and args.edit_layers.split(","),
+                                         margin=args.margin, top_k=args.top_k)
         except RuntimeError as e:  # no edit found on the examples: a failed attribute, not a crash
             results[attribute] = {"passed": False, "error": str(e)}
             continue

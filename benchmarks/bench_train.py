@@ -56,6 +56,28 @@ def matmul_peak_flops(n: int = 4096, repeats: int = 10, dtype=jnp.float32) -> fl
     return 2.0 * n ** 3 / seconds
 
 
+def conv_fraction_of_peak(peak: float, batch: int, size: int, channels: int, repeats: int = 5,
+                          dtype=jnp.float32) -> dict:
+    """Fraction of the matmul peak that XLA reaches on the step's dominant op alone: a 3x3
+    same-padded convolution channels -> channels at size x size, forward and forward+backward
+    (input and weight gradients). The ceiling the whole step can reach on this backend."""
+    x = jax.random.normal(jax.random.PRNGKey(0), (batch, size, size, channels), dtype)
+    k = jax.random.normal(jax.random.PRNGKey(1), (3, 3, channels, channels), dtype)
+
+    def conv(x, k):
+        return jax.lax.conv_general_dilated(x, k, (1, 1), "SAME",
+                                            dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+    out = {}
+    for name, fn in (("forward", conv),
+                     ("forward+backward", jax.grad(lambda x, k: jnp.sum(conv(x, k) ** 2),
+                                                   argnums=(0, 1)))):
+        compiled = jax.jit(fn).lower(x, k).compile()
+        seconds = _median_seconds(lambda: jax.block_until_ready(compiled(x, k)), repeats)
+        out[name] = _flops(compiled) / seconds / peak
+    return out
+
+
 def case_config(case: str, dtype: str):
     """(config, stage) for 'demo' or 'paper@HxW'."""
     if case == "demo":
@@ -167,17 +189,25 @@ def main(argv=None):
     parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
     parser.add_argument("--matmul_size", type=int, default=4096, help="n of the peak matmul")
     parser.add_argument("--passes", action="store_true", help="also count FLOPs per pass")
+    parser.add_argument("--conv_check", default="",
+                        help="SIZE,CHANNELS: also time one 3x3 conv (e.g. 32,512), the ceiling")
     args = parser.parse_args(argv)
     peak = matmul_peak_flops(args.matmul_size, dtype=jnp.dtype(args.dtype))
     device = jax.devices()[0]
     print(f"device: {device.platform} {device.device_kind} x{jax.device_count()}   "
           f"matmul peak ({args.matmul_size}^3 {args.dtype}): {peak / 1e9:.1f} GFLOP/s")
+    conv = None
+    if args.conv_check:
+        size, channels = (int(v) for v in args.conv_check.split(","))
+        conv = conv_fraction_of_peak(peak, args.batch, size, channels, dtype=jnp.dtype(args.dtype))
+        print(f"one 3x3 conv {channels}->{channels} at {size}x{size}, batch {args.batch}: "
+              + ", ".join(f"{k} {100 * v:.0f}% of peak" for k, v in conv.items()))
     results = []
     header = (f"{'case':<15}{'res':>9}{'batch':>6}{'compile s':>10}{'step ms':>10}{'img/s':>8}"
               f"{'GFLOP/step':>11}{'GFLOP/s':>9}{'of peak':>8}{'MB/img':>8}")
     print(header)
-    for case in args.cases.split(","):
-        r = run_case(case.strip(), args.batch, args.repeats, args.dtype, peak, args.passes)
+    for case in [c.strip() for c in args.cases.split(",") if c.strip()]:
+        r = run_case(case, args.batch, args.repeats, args.dtype, peak, args.passes)
         results.append(r)
         print(f"{r['case']:<15}{r['resolution']:>9}{r['batch']:>6}{r['compile_s']:>10.1f}"
               f"{r['step_ms']:>10.1f}{r['images_per_s']:>8.1f}{r['gflop_per_step']:>11.2f}"
@@ -187,7 +217,7 @@ def main(argv=None):
             print(f"    {name:<24}{g:>10.2f} GFLOP")
     print(json.dumps({"benchmark": "train_step", "device": f"{device.platform} {device.device_kind}",
                       "device_count": jax.device_count(), "matmul_peak_gflops": peak / 1e9,
-                      "results": results}))
+                      "conv_check": conv, "results": results}))
 
 
 if __name__ == "__main__":

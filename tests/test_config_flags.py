@@ -44,9 +44,8 @@ def test_overrides_apply_with_their_types():
 
 def test_argument_after_colon_reaches_get_config():
     normal, long = parse(["--config=demo"]), parse(["--config=demo:long"])
-    # 'long' keeps the growth schedule and adds 100 kimg at the final resolution.
-    assert long.schedule.total_kimg == normal.schedule.total_kimg + 100
-    assert long.schedule.lod_training_kimg == normal.schedule.lod_training_kimg
+    assert long.schedule.total_kimg == 170 and normal.schedule.total_kimg == 70
+    assert long.schedule.lod_training_kimg == 2 * normal.schedule.lod_training_kimg == 10
     with pytest.raises(flags.IllegalFlagValueError, match="unknown demo variant 'x'"):
         parse(["--config=demo:x"])
 
