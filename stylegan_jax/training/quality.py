@@ -7,6 +7,7 @@ sampler is one SPMD program, so all must call it equally often) on the same proc
 the data; only process 0 writes the results: TensorBoard scalars "metrics/<name>" and one JSON
 line per measurement in <workdir>/metrics.jsonl.
 """
+import functools
 import json
 import os
 from typing import Callable, Dict, Optional
@@ -16,6 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from stylegan_jax.metrics.evaluate import evaluate, parse_metrics
+from stylegan_jax.metrics.inception import load_fid_inception
 from stylegan_jax.training.steps import fade_reals
 
 TRAINING_METRICS = ("swd", "fid", "kid")  # ppl needs a feature network: use experiments.evaluate
@@ -32,6 +34,12 @@ def check_metrics_config(metrics_config) -> tuple:
         raise ValueError("config.metrics.names has fid/kid but config.metrics.inception is unset: "
                          "give the .npz made by python -m stylegan_jax.metrics.convert_fid_weights")
     return names
+
+
+@functools.lru_cache(maxsize=1)
+def _inception(path: str):
+    """The FID Inception weights, read once per run rather than at every measurement."""
+    return load_fid_inception(path)
 
 
 def measure(metrics_config, *, sampler, g_params, w_avg, latent_size: int, stage: int, alpha: float,
@@ -55,7 +63,9 @@ def measure(metrics_config, *, sampler, g_params, w_avg, latent_size: int, stage
 
     return evaluate(names, generate_images=generate_images, real_batches=real_batches(),
                     num_images=int(metrics_config.num_images), batch_size=batch_size,
-                    inception_weights=metrics_config.inception, seed=seed)
+                    inception_weights=(_inception(metrics_config.inception)
+                                       if any(n in ("fid", "kid") for n in names) else None),
+                    seed=seed)
 
 
 def append_jsonl(path: str, record: dict) -> None:
