@@ -4,9 +4,9 @@
 
 Grows from 8x4 to 64x32 with small channel counts, batch 16: 5 kimg per fade-in and per lower
 stage, so that most of the time (40 of 70 kimg) goes to the final 64x32 stage, where the faces
-take shape. Measured on a 2-core CPU: 14.4 min for 75 kimg of this schedule (another job ran
-beside it for 2 of them), so about 13.5 min for these 70; the final grid shows rough but
-recognisable portraits (hair around a face with eyes and mouth, clothes below).
+take shape. Measured on a 2-core CPU: 12.5 min wall (dataset already built; building it takes
+about half a minute more on a fresh machine); the final grid shows rough but recognisable
+portraits (hair around a face with eyes and mouth, clothes below).
 `--config=demo:long` (10 kimg per phase, then 120 at 64x32: 170 kimg, 35 min) trained the
 explorer's bundled generator (stylegan_jax/assets/demo_generator.*).
 """
