@@ -13,12 +13,11 @@ Prints a table and one JSON line.
 import argparse
 import io
 import json
-import statistics
-import time
 
 import numpy as np
 from PIL import Image
 
+from benchmarks.timing import median_seconds
 from stylegan_jax.explore import Explorer, random_bundle
 from stylegan_jax.explore.edits import Edit, box_mask, edit_deltas
 
@@ -42,13 +41,7 @@ def _png_bytes(image: np.ndarray) -> int:
 
 
 def _median_ms(call, repeats: int) -> float:
-    call(0)  # warm-up: compiles
-    times = []
-    for i in range(1, repeats + 1):
-        start = time.perf_counter()
-        call(i)
-        times.append(time.perf_counter() - start)
-    return 1000.0 * statistics.median(times)
+    return 1000.0 * median_seconds(call, repeats)
 
 
 def run(explorer: Explorer, repeats: int, seed: int = 0):

@@ -12,22 +12,17 @@ the demo architecture stand for the shipped demo model. Prints a table and one J
 import argparse
 import json
 import os
-import statistics
 import tempfile
 import time
 
 import jax
 import numpy as np
 
+from benchmarks.timing import median_seconds
+
 
 def _median_ms(call, repeats: int) -> float:
-    call()  # warm-up (JAX: compiles; onnxruntime: allocates)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    return 1000.0 * statistics.median(times)
+    return 1000.0 * median_seconds(lambda _: call(), repeats)
 
 
 def _feeds(manifest, n: int, seed: int = 0):

@@ -21,7 +21,6 @@ to RES, fully faded in. Prints a table and one JSON line.
 import argparse
 import functools
 import json
-import statistics
 import time
 
 import jax
@@ -29,6 +28,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from benchmarks.timing import median_seconds
 from experiments.configs import demo, ffhq
 from stylegan_jax.networks import stage_shape
 from stylegan_jax.training import parallel, state as state_lib
@@ -37,22 +37,12 @@ from stylegan_jax.training.steps import generate, make_train_step
 DEFAULT_CASES = "demo,paper@32x32,paper@64x64,paper@128x128"
 
 
-def _median_seconds(call, repeats: int) -> float:
-    call()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def matmul_peak_flops(n: int = 4096, repeats: int = 10, dtype=jnp.float32) -> float:
     """FLOP/s of an n x n x n matrix product (2 n^3 FLOPs), median of repeats."""
     a = jax.random.normal(jax.random.PRNGKey(0), (n, n), dtype)
     b = jax.random.normal(jax.random.PRNGKey(1), (n, n), dtype)
     matmul = jax.jit(jnp.matmul)
-    seconds = _median_seconds(lambda: matmul(a, b).block_until_ready(), repeats)
+    seconds = median_seconds(lambda _: matmul(a, b).block_until_ready(), repeats)
     return 2.0 * n ** 3 / seconds
 
 
@@ -73,7 +63,7 @@ def conv_fraction_of_peak(peak: float, batch: int, size: int, channels: int, rep
                      ("forward+backward", jax.grad(lambda x, k: jnp.sum(conv(x, k) ** 2),
                                                    argnums=(0, 1)))):
         compiled = jax.jit(fn).lower(x, k).compile()
-        seconds = _median_seconds(lambda: jax.block_until_ready(compiled(x, k)), repeats)
+        seconds = median_seconds(lambda _: jax.block_until_ready(compiled(x, k)), repeats)
         out[name] = _flops(compiled) / seconds / peak
     return out
 
@@ -164,12 +154,12 @@ def run_case(case: str, batch_size: int, repeats: int, dtype: str, peak: float,
 
     holder = {"state": state}
 
-    def one_step():
+    def one_step(_):
         new_state, metrics = compiled(holder["state"], *args[1:])
         jax.block_until_ready(metrics)
         holder["state"] = new_state
 
-    step_s = _median_seconds(one_step, repeats)
+    step_s = median_seconds(one_step, repeats)
     result = {"case": case, "resolution": f"{height}x{width}", "batch": batch_size, "dtype": dtype,
               "compile_s": compile_s, "step_ms": 1000 * step_s, "images_per_s": batch_size / step_s,
               "gflop_per_step": flops / 1e9, "achieved_gflops": flops / step_s / 1e9,
