@@ -9,7 +9,7 @@ imageio pick the format from it.
 """
 import json
 import os
-from typing import Any, Callable
+from typing import Any, Callable, Dict
 
 TEMP_MARK = ".partial"
 
@@ -48,6 +48,12 @@ def write_bytes_atomically(path: str, data: bytes) -> str:
 def write_text_atomically(path: str, text: str) -> str:
     """Writes UTF-8 `text` to `path` atomically."""
     return write_bytes_atomically(path, text.encode("utf-8"))
+
+
+def write_npz_atomically(path: str, arrays: Dict[str, Any]) -> str:
+    """np.savez of `arrays` to `path` atomically (the temporary keeps the .npz extension)."""
+    import numpy as np  # pylint: disable=import-outside-toplevel  (the other writers need none)
+    return atomic_write(path, lambda temp: np.savez(temp, **arrays))
 
 
 def write_json_atomically(path: str, obj: Any) -> str:

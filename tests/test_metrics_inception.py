@@ -6,6 +6,7 @@ import jax
 import numpy as np
 import pytest
 
+from stylegan_jax.atomic import write_npz_atomically
 from stylegan_jax.metrics import convert_fid_weights, inception
 
 # (name, in_channels, out_channels, kernel_h, kernel_w) for every BasicConv2d of torchvision's Inception3
@@ -114,7 +115,7 @@ def test_converter_needs_torch_only_when_used(monkeypatch, tmp_path):
     with pytest.raises(ImportError, match="pip install torch"):
         convert_fid_weights.read_torch_state_dict("x.pth")
     out = tmp_path / "out.npz"
-    convert_fid_weights.write_npz_atomically({"a": np.arange(3)}, str(out))
+    write_npz_atomically(str(out), {"a": np.arange(3)})
     np.testing.assert_array_equal(np.load(out)["a"], np.arange(3))
     assert [p.name for p in tmp_path.iterdir()] == ["out.npz"]
 

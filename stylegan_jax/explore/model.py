@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from stylegan_jax.atomic import atomic_write
+from stylegan_jax.atomic import write_npz_atomically
 from stylegan_jax.networks import Generator
 from stylegan_jax.training.steps import cpu_compiler_options
 
@@ -70,7 +70,7 @@ def save_generator(path: str, bundle: GeneratorBundle) -> str:
     arrays = {f"params/{k}": np.asarray(v) for k, v in flat.items()}
     arrays["w_avg"] = np.asarray(bundle.w_avg, np.float32)
     arrays["header"] = np.frombuffer(json.dumps(header).encode("utf-8"), np.uint8)
-    return atomic_write(path, lambda temp: np.savez(temp, **arrays))
+    return write_npz_atomically(path, arrays)
 
 
 def _load_export(path: str) -> GeneratorBundle:

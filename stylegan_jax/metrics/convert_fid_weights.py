@@ -15,7 +15,7 @@ import os
 
 import numpy as np
 
-from stylegan_jax.atomic import atomic_write
+from stylegan_jax.atomic import write_npz_atomically
 from stylegan_jax.metrics.inception import variables_from_state_dict
 
 
@@ -31,18 +31,13 @@ def read_torch_state_dict(pth_path: str) -> dict[str, np.ndarray]:
     return {key: value.detach().cpu().numpy() for key, value in state_dict.items()}
 
 
-def write_npz_atomically(arrays: dict[str, np.ndarray], npz_path: str) -> None:
-    """np.savez to a temporary file next to `npz_path`, then rename it into place."""
-    atomic_write(npz_path, lambda temp: np.savez(temp, **arrays))
-
-
 def convert(pth_path: str, npz_path: str) -> None:
     """Read the pytorch-fid .pth, check it fits FIDInceptionV3, write it as .npz."""
     if not npz_path.endswith(".npz"):
         raise ValueError(f"output must end in .npz, got '{npz_path}'")
     arrays = read_torch_state_dict(pth_path)
     variables_from_state_dict(arrays, source=f"'{pth_path}'")   # raises on a wrong file before writing
-    write_npz_atomically(arrays, npz_path)
+    write_npz_atomically(npz_path, arrays)
 
 
 def main(argv=None) -> None:
