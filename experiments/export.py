@@ -30,6 +30,8 @@ _LAYOUT = flags.DEFINE_enum("layout", "nchw", ["nchw", "nhwc"],
                             "layout of the images and edit inputs (NCHW suits engines)")
 _CUTOFF = flags.DEFINE_integer("truncation_cutoff", 8,
                                "psi applies to the layers below this one (0 or less = all)")
+_LOCAL_EDITS = flags.DEFINE_bool("local_edits", True, "edited images keep the unedited image's "
+                                 "instance-norm statistics, as the explorer renders them")
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, "replace an existing output")
 
 
@@ -46,7 +48,8 @@ def recipe_layers(path: str):
 
 
 def run_export(workdir, checkpoint, fmt, out, *, input_kind="z", edit_layers=(), recipe=None,
-               noise="const", layout="nchw", truncation_cutoff=8, overwrite=False) -> dict:
+               noise="const", layout="nchw", truncation_cutoff=8, local_edits=True,
+               overwrite=False) -> dict:
     """Loads the generator and exports it; returns the manifest (also used by tests)."""
     # pylint: disable=import-outside-toplevel  (keep --help and flag errors fast)
     from stylegan_jax.explore.model import load_generator
@@ -60,7 +63,8 @@ def run_export(workdir, checkpoint, fmt, out, *, input_kind="z", edit_layers=(),
     bundle = load_generator(workdir or checkpoint)
     options = ExportOptions(input_kind=input_kind, edit_layers=tuple(edit_layers), noise=noise,
                             layout=layout,
-                            truncation_cutoff=truncation_cutoff if truncation_cutoff > 0 else None)
+                            truncation_cutoff=truncation_cutoff if truncation_cutoff > 0 else None,
+                            local_edits=local_edits)
     stage, final = bundle.info.get("stage"), bundle.module.num_stages - 1
     if stage is not None and stage < final:
         from absl import logging  # pylint: disable=import-outside-toplevel
@@ -83,7 +87,8 @@ def main(argv):
         manifest = run_export(_WORKDIR.value, _CHECKPOINT.value, _FORMAT.value, _OUT.value,
                               input_kind=_INPUT.value, edit_layers=_EDIT_LAYERS.value,
                               recipe=_RECIPE.value, noise=_NOISE.value, layout=_LAYOUT.value,
-                              truncation_cutoff=_CUTOFF.value, overwrite=_OVERWRITE.value)
+                              truncation_cutoff=_CUTOFF.value, local_edits=_LOCAL_EDITS.value,
+                              overwrite=_OVERWRITE.value)
     except (ValueError, FileNotFoundError, FileExistsError) as e:
         raise SystemExit(f"error: {e}") from None
     from stylegan_jax.export import manifest_path  # pylint: disable=import-outside-toplevel

@@ -39,12 +39,22 @@ def pixel_norm(x, epsilon: float = 1e-8):
     return (x32 * jax.lax.rsqrt(jnp.mean(x32**2, axis=-1, keepdims=True) + epsilon)).astype(x.dtype)
 
 
-def instance_norm(x, epsilon: float = 1e-8):
-    """Zero mean, unit RMS per example and channel over H, W (the 'IN' of AdaIN), in float32."""
+def instance_norm_stats(x, epsilon: float = 1e-8):
+    """(mean, 1 / RMS about the mean) per example and channel over H, W, float32 [N, 1, 1, C]."""
     x32 = at_least_f32(x)
-    x32 = x32 - jnp.mean(x32, axis=(1, 2), keepdims=True)
-    x32 = x32 * jax.lax.rsqrt(jnp.mean(x32**2, axis=(1, 2), keepdims=True) + epsilon)
-    return x32.astype(x.dtype)
+    mean = jnp.mean(x32, axis=(1, 2), keepdims=True)
+    return mean, jax.lax.rsqrt(jnp.mean((x32 - mean)**2, axis=(1, 2), keepdims=True) + epsilon)
+
+
+def instance_norm(x, epsilon: float = 1e-8, stats=None):
+    """Zero mean, unit RMS per example and channel over H, W (the 'IN' of AdaIN), in float32.
+
+    stats: (mean, inverse RMS) to use instead of x's own (instance_norm_stats of another
+    activation: the explorer's edits keep the unedited image's statistics).
+    """
+    x32 = at_least_f32(x)
+    mean, inverse_rms = instance_norm_stats(x32, epsilon) if stats is None else stats
+    return ((x32 - mean) * inverse_rms).astype(x.dtype)
 
 
 def blur(x, impl: Optional[str] = None):

@@ -15,7 +15,7 @@ jit; `alpha` may be traced. Images may be rectangular: base_shape (8, 4) grows t
 Layer names (for feature-map access and edits) are "<H>x<W>_<kind>", e.g. "4x4_const", "4x4_conv",
 "8x8_conv0_up", "8x8_conv1"; toRGB / fromRGB layers are "torgb_<H>x<W>" / "fromrgb_<H>x<W>".
 """
-from typing import Any, Mapping, Optional, Tuple, Union
+from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
 import flax.linen as nn
 import jax
@@ -93,7 +93,9 @@ class SynthesisLayer(nn.Module):
     dtype: Any = jnp.float32        # compute dtype
 
     @nn.compact
-    def __call__(self, x, w, noise):
+    def __call__(self, x, w, noise, norm_stats=None):
+        """norm_stats: instance-norm (mean, inverse RMS) to use instead of x's own; the ones used
+        are sown into the "norm_stats" collection (collected when it is mutable)."""
         if self.kind == "const":
             const = self.param("const", nn.initializers.ones, (1, *self.const_shape, self.features))
             x = jnp.broadcast_to(const.astype(self.dtype), (w.shape[0], *self.const_shape, self.features))
@@ -109,7 +111,10 @@ class SynthesisLayer(nn.Module):
             x = L.NoiseInjection(name="noise")(x, noise)
         x = x + self.param("bias", nn.initializers.zeros, (self.features,)).astype(x.dtype)
         x = L.leaky_relu(x)
-        x = L.instance_norm(x)
+        stats = L.instance_norm_stats(x) if norm_stats is None else norm_stats
+        if not self.is_initializing():  # statistics are outputs, never variables to keep
+            self.sow("norm_stats", "stats", stats)
+        x = L.instance_norm(x, stats=stats)
         return L.StyleModulation(dtype=self.dtype, name="style")(x, w)
 
 
@@ -158,13 +163,17 @@ class SynthesisNetwork(nn.Module):
     @nn.compact
     def __call__(self, w, *, stage: int, alpha=1.0, noise_mode: str = "random",
                  edits: Optional[Mapping[str, jnp.ndarray]] = None, return_features: bool = False,
-                 resume: Optional[Tuple[str, jnp.ndarray]] = None):
+                 resume: Optional[Tuple[str, jnp.ndarray]] = None,
+                 norm_stats: Optional[Mapping[str, Tuple[jnp.ndarray, jnp.ndarray]]] = None):
         """Synthesizes images at `stage`.
 
         edits: {layer name: delta} added to that layer's output (feature-map editing).
         return_features: also return {layer name: activation} of every layer that ran.
         resume: (layer name, activation) — skip every layer up to and including that one and
           continue from the given activation (re-synthesis with cached activations; alpha must be 1).
+        norm_stats: {layer name: (mean, inverse RMS)} instance-norm statistics to use in those
+          layers instead of their inputs' own (frozen statistics; collect them by applying with
+          mutable=["norm_stats"]).
         """
         n = w.shape[0]
         assert w.shape[1:] == (self.num_layers, self.dlatent_size), (w.shape, self.num_layers)
@@ -196,7 +205,8 @@ class SynthesisNetwork(nn.Module):
                 x = SynthesisLayer(self._nf(s + 1), kind, const_shape=shape,
                                    fused=_fused(self.fused_scale, shape), use_noise=self.use_noise,
                                    dtype=self.dtype, name=names[index])(
-                    x, w[:, index], self._noise(key, index, shape, n, noise_mode))
+                    x, w[:, index], self._noise(key, index, shape, n, noise_mode),
+                    (norm_stats or {}).get(names[index]))
                 if edits and names[index] in edits:
                     x = x + edits[names[index]].astype(x.dtype)
                 if return_features and s <= stage:
@@ -211,6 +221,13 @@ class SynthesisNetwork(nn.Module):
                     self._torgb(s, jnp.zeros((1, *stage_shape(self.base_shape, s), self._nf(s + 1)), self.dtype))
         images = L.at_least_f32(images)
         return (images, features) if return_features else images
+
+
+def collected_norm_stats(collections) -> Dict[str, Tuple[jnp.ndarray, jnp.ndarray]]:
+    """{layer name: (mean, inverse RMS)} from Generator.synthesis applied with
+    mutable=["norm_stats"] (its second output), ready for its norm_stats argument."""
+    return {name: sown["stats"][0]
+            for name, sown in collections["norm_stats"]["synthesis_network"].items()}
 
 
 # ----------------------------------------------------------------------------------------------

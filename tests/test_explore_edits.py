@@ -14,6 +14,12 @@ def explorer():
 
 
 @pytest.fixture(scope="module")
+def own_stats_explorer():
+    """The same net, edits renormalized with each layer's own instance-norm statistics."""
+    return Explorer(random_bundle(seed=1), fast_compile=True, frozen_norm_stats=False)
+
+
+@pytest.fixture(scope="module")
 def w(explorer):
     return explorer.w_from_seeds([3, 4], psi=0.8)
 
@@ -86,8 +92,10 @@ def test_amount_zero_changes_nothing(explorer, w):
         np.testing.assert_array_equal(out.images, base)
 
 
+@pytest.mark.parametrize("frozen", [True, False])
 @pytest.mark.parametrize("noise_mode", ["const", "random"])
-def test_cached_resynthesis_equals_full_synthesis(explorer, w, noise_mode):
+def test_cached_resynthesis_equals_full_synthesis(explorer, own_stats_explorer, w, noise_mode, frozen):
+    explorer = explorer if frozen else own_stats_explorer
     edits = [_edit(explorer, "8x4_conv", 1.5), _edit(explorer, "16x8_conv1", -2.0),
              _edit(explorer, "16x8_conv1", 0.7, box=(0.5, 0.0, 1.0, 0.5))]
     deltas = edit_deltas(edits, explorer)
@@ -124,17 +132,38 @@ def _receptive_field(explorer, layer, rows, cols):
     return inside
 
 
+def _change(explorer, w, edit):
+    return np.abs(explorer.synthesize(w, edit_deltas([edit], explorer)).images
+                  - explorer.synthesize(w).images).sum(-1)
+
+
+@pytest.mark.parametrize("layer", ["8x4_conv", "16x8_conv0_up", "16x8_conv1", "32x16_conv0_up",
+                                   "32x16_conv1"])
+def test_edits_with_frozen_norm_stats_stay_inside_the_receptive_field(explorer, w, layer):
+    """With the unedited image's instance-norm statistics every later layer is local, so nothing
+    outside the receptive field changes (up to float rounding between two compiled programs)."""
+    edit = _edit(explorer, layer, 2.0, box=(0.25, 0.25, 0.5, 0.5))
+    ys, xs = np.nonzero(edit.mask)
+    inside = _receptive_field(explorer, layer, (ys.min(), ys.max() + 1), (xs.min(), xs.max() + 1))
+    assert not inside.all()
+    change = _change(explorer, w, edit)
+    assert change[:, inside].max() > 1e-2
+    assert change[:, ~inside].max() < 1e-5, change[:, ~inside].max()
+
+
 @pytest.mark.parametrize("layer", ["16x8_conv0_up", "16x8_conv1", "32x16_conv0_up", "32x16_conv1"])
-def test_localized_edit_changes_pixels_mostly_inside_the_receptive_field(explorer, w, layer):
+def test_edits_with_their_own_norm_stats_change_pixels_mostly_inside_the_receptive_field(
+        own_stats_explorer, w, layer):
+    explorer = own_stats_explorer
     edit = _edit(explorer, layer, 2.0)
     ys, xs = np.nonzero(edit.mask)
     inside = _receptive_field(explorer, layer, (ys.min(), ys.max() + 1), (xs.min(), xs.max() + 1))
-    change = np.abs(explorer.synthesize(w, edit_deltas([edit], explorer)).images
-                    - explorer.synthesize(w).images).sum(-1)
+    change = _change(explorer, w, edit)
     fraction = change[:, inside].sum(1) / change.sum((1, 2))
     if layer == "32x16_conv1":  # only the 1x1 toRGB follows: strictly local
         np.testing.assert_allclose(fraction, 1.0, rtol=1e-5)
         return
+    assert np.all(fraction < 0.99), fraction  # what freezing the statistics is for
     # Instance norm's per-channel statistics spread a faint change over the whole image (a random
     # net shows ~50-80% of the change inside the bound, checked over 16 images, two nets). So:
     # about half or more of the change is inside, a pixel inside changes on average well over

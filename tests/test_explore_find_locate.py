@@ -80,12 +80,13 @@ def _blob_features(centres, rng):
     return features
 
 
-def test_build_locator_picks_the_part_channels_and_locates_the_part():
+@pytest.mark.parametrize("template", [True, False])
+def test_build_locator_picks_the_part_channels_and_locates_the_part(template):
     rng = np.random.default_rng(2)
     train = _blob_features([(4.5, 3.5), (10.5, 4.5)], rng)
     masks = [box_mask((H, W), ((c[0] - 1.5) / H, (c[1] - 1.5) / W, (c[0] + 1.5) / H, (c[1] + 1.5) / W))
              for c in [(4.5, 3.5), (10.5, 4.5)]]
-    locator = build_locator("16x8_conv1", list(train), masks, top_k=2)
+    locator = build_locator("16x8_conv1", list(train), masks, top_k=2, template=template)
     assert sorted(locator.channels) == [2, 5]
     centres = [(6.5, 2.5), (12.5, 5.5), (2.5, 4.5)]
     location = locator.locate(_blob_features(centres, rng))
@@ -94,7 +95,38 @@ def test_build_locator_picks_the_part_channels_and_locates_the_part():
         ymin, xmin, ymax, xmax = location.box[i]
         assert ymin <= cy / H <= ymax and xmin <= cx / W <= xmax
         assert location.mask[i].sum() < H * W / 4  # a part, not the whole map
+        if template:  # the painted 3x3 part, moved onto the blob
+            assert location.mask[i].sum() == masks[0].sum() == 9
+            np.testing.assert_allclose(location.box[i], [(cy - 1.5) / H, (cx - 1.5) / W,
+                                                         (cy + 1.5) / H, (cx + 1.5) / W])
     assert location.mask_at((2 * H, 2 * W)).shape == (3, 2 * H, 2 * W)
+
+
+def test_template_locator_learns_where_the_part_lies_from_its_channels_peak():
+    """Channels that peak 2 rows above the painted part (as the mouth's channels may peak on the
+    nose) still place the part where it was painted: the offset is measured on the examples."""
+    rng = np.random.default_rng(4)
+    parts = [(9.5, 3.5), (11.5, 4.5)]
+    train = _blob_features([(y - 2, x) for y, x in parts], rng)
+    masks = [box_mask((H, W), ((y - 1.5) / H, (x - 1.5) / W, (y + 1.5) / H, (x + 1.5) / W))
+             for y, x in parts]
+    locator = build_locator("16x8_conv1", list(train), masks, top_k=2)
+    assert sorted(locator.channels) == [2, 5] and locator.offset == (-2, 0)
+    centres = [(8.5, 2.5), (12.5, 5.5)]
+    location = locator.locate(_blob_features([(y - 2, x) for y, x in centres], rng))
+    np.testing.assert_allclose(location.centroid, np.array(centres) / [H, W], atol=1e-6)
+
+
+def test_template_locator_moves_at_most_max_shift_cells():
+    """The template (painted around (4.5, 3.5)) finds a blob 4 rows lower only when allowed to
+    move that far; limited to 2 cells it stops at the allowed placement nearest the blob."""
+    rng = np.random.default_rng(3)
+    template = box_mask((H, W), (3 / H, 2 / W, 6 / H, 5 / W))
+    features = _blob_features([(8.5, 3.5)], rng)
+    free = Locator("16x8_conv1", {2: 1.0, 5: 1.0}, template=template).locate(features)
+    near = Locator("16x8_conv1", {2: 1.0, 5: 1.0}, template=template, max_shift=2).locate(features)
+    np.testing.assert_allclose(free.centroid[0], [8.5 / H, 3.5 / W], atol=1e-6)
+    np.testing.assert_allclose(near.centroid[0], [6.5 / H, 3.5 / W], atol=1e-6)
 
 
 def test_place_mask_moves_by_whole_cells_and_drops_what_leaves():
@@ -110,11 +142,13 @@ def test_place_mask_moves_by_whole_cells_and_drops_what_leaves():
 
 def test_locator_check_errors():
     class Info:
-        name, channels = "16x8_conv1", 4
+        name, channels, height, width = "16x8_conv1", 4, 16, 8
     for locator, message in [(Locator("16x8_conv1", {}), "no channels"),
                              (Locator("16x8_conv1", {4: 1.0}), "out of range"),
                              (Locator("16x8_conv1", {0: 1.0}, threshold=1.5), "threshold"),
-                             (Locator("8x4_conv", {0: 1.0}), "is for layer")]:
+                             (Locator("8x4_conv", {0: 1.0}), "is for layer"),
+                             (Locator("16x8_conv1", {0: 1.0}, template=np.ones((8, 4))), "template"),
+                             (Locator("16x8_conv1", {0: 1.0}, max_shift=-1), "max_shift")]:
         with pytest.raises(ValueError, match=message):
             locator.check(Info)
 

@@ -32,7 +32,9 @@ def recipe(explorer):
     return Recipe([Edit(LAYER, {1: 1.0, 2: 1.0, 3: 1.0, 7: -0.375}, mask, amount=2.5, name="open",
                         locator="part", anchor=(0.5625, 0.5)),
                    Edit("8x4_conv", {0: 0.1}, None, amount=1.0 / 3, name="global")],
-                  {"part": Locator(LAYER, {4: 1.0, 6: 0.5}, threshold=0.4, name="part")},
+                  {"part": Locator(LAYER, {4: 1.0, 6: 0.5}, threshold=0.4, name="part"),
+                   "band": Locator(LAYER, {2: 1.0}, name="band", template=(mask > 0) * 0.5,
+                                   max_shift=1, offset=(1, -1))},
                   [direction], name="test")
 
 
@@ -41,6 +43,9 @@ def test_recipe_json_round_trip_is_exact(explorer, recipe):
     again = Recipe.from_json(text)
     assert again.dumps() == text
     np.testing.assert_array_equal(again.edits[0].mask, recipe.edits[0].mask)
+    np.testing.assert_array_equal(again.locators["band"].template, recipe.locators["band"].template)
+    assert again.locators["band"].max_shift == 1 and again.locators["part"].template is None
+    assert again.locators["band"].offset == (1, -1)
     assert again.edits[1].amount == np.float64(1.0 / 3) and again.edits[0].channels == recipe.edits[0].channels
     w = explorer.w_from_seeds([5, 6])
     np.testing.assert_array_equal(apply_recipe(explorer, again, w)[0].images,
@@ -66,6 +71,9 @@ def _with(recipe, path, value):
     ((("edits", 0, "mask"), [1, 2]), r"edits\[0\].mask must be a 2-d list"),
     ((("edits", 1, "enabled"), "yes"), r"edits\[1\].enabled must be a bool"),
     ((("locators", "part", "layer"), 3), r"locators.part.layer must be a str"),
+    ((("locators", "band", "template"), [[1], [2, 3]]), r"locators.band.template must be a 2-d"),
+    ((("locators", "band", "max_shift"), 1.5), r"locators.band.max_shift must be a int"),
+    ((("locators", "band", "offset"), [0.5, 1]), r"locators.band.offset must be \[dy, dx\]"),
     ((("directions", 0, "vector"), [[1], [2, 3]]), r"directions\[0\] has a malformed vector"),
 ])
 def test_malformed_recipes_raise_one_line_errors(recipe, change, message):
@@ -80,6 +88,7 @@ def test_malformed_recipes_raise_one_line_errors(recipe, change, message):
     ((("edits", 0, "channels"), "0-99"), "channel 16 out of range"),
     ((("edits", 0, "locator"), "nose"), "uses locator 'nose'"),
     ((("locators", "part", "channels"), "40"), "channel 40 out of range"),
+    ((("locators", "band", "template"), [[1.0] * 4] * 8), "template must be a non-empty 16x8"),
     ((("directions", 0, "layers"), [0, 99]), "layers"),
 ])
 def test_recipes_that_do_not_fit_the_model_are_rejected(explorer, recipe, change, message):

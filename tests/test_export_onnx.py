@@ -64,8 +64,13 @@ def reference_fn(G, params, w_avg, options: ExportOptions):
         w = truncate(w, jnp.asarray(w_avg), psi, options.truncation_cutoff)
         if options.layout == "nchw":
             edits = {k: jnp.transpose(d, (0, 2, 3, 1)) for k, d in edits.items()}
+        stats = None
+        if edits and options.local_edits:  # the unedited pass's instance-norm statistics
+            _, sown = G.apply(v, w, stage=G.num_stages - 1, noise_mode=options.noise,
+                              method=Generator.synthesis, mutable=["norm_stats"])
+            stats = {name: s["stats"][0] for name, s in sown["norm_stats"]["synthesis_network"].items()}
         x = G.apply(v, w, stage=G.num_stages - 1, noise_mode=options.noise, edits=edits or None,
-                    method=Generator.synthesis)
+                    norm_stats=stats, method=Generator.synthesis)
         x = jnp.clip(x, -1.0, 1.0)
         return jnp.transpose(x, (0, 3, 1, 2)) if options.layout == "nchw" else x
 
@@ -151,8 +156,9 @@ def test_onnx_fused_upsampling_matches_jax(tmp_path):
 
 @pytest.mark.parametrize("options", [ExportOptions(layout="nhwc", edit_layers=("8x4_conv",)),
                                      ExportOptions(input_kind="w", noise="none",
-                                                   truncation_cutoff=None)],
-                         ids=["z_labels_nhwc", "w_no_noise"])
+                                                   truncation_cutoff=None, edit_layers=("16x8_conv1",),
+                                                   local_edits=False)],
+                         ids=["z_labels_nhwc", "w_no_noise_own_stats"])
 def test_onnx_conditional_and_w_input(tmp_path, options):
     model = tiny_generator(label_size=3)
     path = str(tmp_path / "g.onnx")

@@ -8,6 +8,14 @@ later call with feature-map edits whose earliest edited layer is L starts from t
 L plus its delta and runs only the layers after L (SynthesisNetwork's `resume`), which is what makes
 dragging an amount slider interactive. With the same noise the result equals full synthesis with
 the same edits (tests check this).
+
+Local edits (frozen normalization statistics): every synthesis layer ends in instance
+normalization (the IN of AdaIN), which divides each channel by its mean and RMS over the whole map.
+A delta painted on a small region changes those statistics, so every later layer would shift and
+rescale each edited channel everywhere: a hairband edit would also recolour the clothes. With
+`frozen_norm_stats` (the default) an edited image keeps the unedited image's statistics in every
+layer, so a change spreads only as far as the convolutions carry it (the receptive field), as the
+mission's local edits mean. Unedited images are exactly the generator's.
 """
 import collections
 import dataclasses
@@ -20,7 +28,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from stylegan_jax.explore.model import GeneratorBundle, load_generator
-from stylegan_jax.networks import Generator, layer_names, stage_shape, truncate
+from stylegan_jax.networks import (Generator, collected_norm_stats, layer_names, stage_shape,
+                                   truncate)
 from stylegan_jax.training.samples import to_uint8
 from stylegan_jax.training.steps import cpu_compiler_options
 
@@ -71,10 +80,11 @@ class Explorer:
     """A generator opened for exploration at its full resolution (the last stage)."""
 
     def __init__(self, bundle: GeneratorBundle, *, noise_mode: str = "const", cache_size: int = 16,
-                 fast_compile: bool = False):
+                 fast_compile: bool = False, frozen_norm_stats: bool = True):
         """noise_mode: default noise ("const", "random" or "none"); cache_size: how many w's
         activations are kept for re-synthesis; fast_compile: skip XLA:CPU optimizations (compiles
-        ~4x faster, runs slower; for tests and one-off scripts)."""
+        ~4x faster, runs slower; for tests and one-off scripts); frozen_norm_stats: edited images
+        keep the unedited image's instance-norm statistics (local edits, see the module docstring)."""
         if noise_mode not in NOISE_MODES:
             raise ValueError(f"unknown noise mode {noise_mode!r}: choose one of {', '.join(NOISE_MODES)}")
         self.module: Generator = bundle.module
@@ -82,9 +92,11 @@ class Explorer:
         self.w_avg = np.asarray(bundle.w_avg, np.float32)
         self.info = dict(bundle.info)
         self.noise_mode = noise_mode
+        self.frozen_norm_stats = bool(frozen_norm_stats)
         self.stage = self.module.num_stages - 1
         self.image_shape = stage_shape(tuple(self.module.base_shape), self.stage)
-        self._cache = collections.OrderedDict()  # (w, noise) digest -> (images, {layer: activation})
+        # (w, noise) digest -> (images, {layer: activation}, {layer: instance-norm statistics})
+        self._cache = collections.OrderedDict()
         self._cache_size = cache_size
         self._programs = {}
         self._lock = threading.RLock()  # a web server may call from several threads
@@ -161,10 +173,19 @@ class Explorer:
         return w if psi == 1.0 else self.truncate(w, psi, center)
 
     # ------------------------------------------------------------------ synthesis
-    def _apply(self, params, w, key, noise_mode, *, features=False, edits=None, resume=None):
-        return self.module.apply({"params": params}, w, stage=self.stage, noise_mode=noise_mode,
-                                 edits=edits, return_features=features, resume=resume,
-                                 rngs={"noise": key}, method=Generator.synthesis)
+    def _apply(self, params, w, key, noise_mode, *, features=False, edits=None, resume=None,
+               norm_stats=None, collect_norm_stats=False):
+        """The generator's synthesis; with collect_norm_stats, (its output, {layer: (mean,
+        inverse RMS)} of every layer's instance normalization)."""
+        out = self.module.apply({"params": params}, w, stage=self.stage, noise_mode=noise_mode,
+                                edits=edits, return_features=features, resume=resume,
+                                norm_stats=norm_stats, rngs={"noise": key},
+                                method=Generator.synthesis,
+                                mutable=["norm_stats"] if collect_norm_stats else False)
+        if not collect_norm_stats:
+            return out
+        out, collected = out
+        return out, collected_norm_stats(collected)
 
     def _program(self, key, fn):
         if key not in self._programs:
@@ -215,19 +236,21 @@ class Explorer:
         if mode not in NOISE_MODES:
             raise ValueError(f"unknown noise mode {mode!r}: choose one of {', '.join(NOISE_MODES)}")
         key = jax.random.PRNGKey(int(noise_seed))
-        if deltas and not use_cache:
-            images, feats = self._full(mode, deltas)(self.params, w, key, deltas)
-            return self._rendering(images, feats if return_features else None)
-        images, cached = self._unedited(w, mode, noise_seed, key)
+        images, cached, stats = self._unedited(w, mode, noise_seed, key)
         if not deltas:
             return self._rendering(images, cached if return_features else None)
+        stats = stats if self.frozen_norm_stats else None
+        if not use_cache:
+            images, feats = self._full(mode, deltas)(self.params, w, key, deltas, stats)
+            return self._rendering(images, feats if return_features else None)
         order = sorted(deltas, key=lambda n: self.layer(n).index)
         first, rest = order[0], {n: deltas[n] for n in order[1:]}
         start = cached[first] + deltas[first]
         fn = self._program(("resume", mode, first, tuple(order[1:])),
-                           lambda p, w, k, s, d: self._apply(p, w, k, mode, features=True,
-                                                             edits=d or None, resume=(first, s)))
-        images, after = fn(self.params, w, key, start, rest)
+                           lambda p, w, k, s, d, st: self._apply(
+                               p, w, k, mode, features=True, edits=d or None, resume=(first, s),
+                               norm_stats=st))
+        images, after = fn(self.params, w, key, start, rest, stats)
         if not return_features:
             return self._rendering(images, None)
         feats = {n: cached[n] for n in cached if self.layer(n).index < self.layer(first).index}
@@ -236,17 +259,22 @@ class Explorer:
         return self._rendering(images, feats)
 
     def _full(self, mode, deltas):
-        """The full-synthesis program (images and all features) for edits of these layers."""
-        return self._program(("full", mode, tuple(sorted(deltas))), lambda p, w, k, d: self._apply(
-            p, w, k, mode, features=True, edits=d or None))
+        """The full-synthesis program (images and all features) for edits of these layers, taking
+        the instance-norm statistics to keep (or None: each layer's own)."""
+        return self._program(("full", mode, tuple(sorted(deltas))), lambda p, w, k, d, st: self._apply(
+            p, w, k, mode, features=True, edits=d or None, norm_stats=st))
 
     def _unedited(self, w, mode, noise_seed, key):
-        """(images, features) of w without edits, from the cache (LRU) or computed and cached."""
+        """(images, features, instance-norm statistics) of w without edits, from the cache (LRU)
+        or computed and cached."""
         # The noise seed only matters for random noise.
         digest = _digest(w, np.frombuffer(mode.encode(), np.uint8),
                          np.asarray(noise_seed if mode == "random" else 0))
         if digest not in self._cache:
-            self._cache[digest] = self._full(mode, {})(self.params, w, key, {})
+            fn = self._program(("unedited", mode), lambda p, w, k: self._apply(
+                p, w, k, mode, features=True, collect_norm_stats=True))
+            (images, feats), stats = fn(self.params, w, key)
+            self._cache[digest] = images, feats, stats
             while len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
         self._cache.move_to_end(digest)

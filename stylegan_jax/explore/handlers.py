@@ -24,7 +24,7 @@ from stylegan_jax.explore import find, media
 from stylegan_jax.explore.edits import PAINT_MODES, check_channel, format_channels, parse_channels
 from stylegan_jax.explore.explorer import NOISE_MODES
 from stylegan_jax.explore.latent import Direction, attribute_vector, lerp_w, slerp_z, style_mix
-from stylegan_jax.explore.recipe import Recipe, apply_recipe, apply_to_seeds
+from stylegan_jax.explore.recipe import Recipe, apply_recipe, apply_to_seeds, parse_mask
 
 MAX_SEEDS = 64       # images per gallery / seed grid request
 MAX_FRAMES = 240     # frames per animation
@@ -100,14 +100,10 @@ class Body:
         return seeds
 
     def mask(self, key, info, default=None):
-        value = self.get(key, default)
-        if value is None:
+        mask = parse_mask(self.get(key, default), f"field {key!r}")
+        if mask is None:
             return None
-        try:
-            mask = np.asarray(value, np.float32)
-        except (TypeError, ValueError):
-            raise ValueError(f"field {key!r} must be a 2-d list of numbers") from None
-        if mask.shape != (info.height, info.width) or not np.all(np.isfinite(mask)):
+        if mask.shape != (info.height, info.width):
             raise ValueError(f"field {key!r} must be a {info.height}x{info.width} list of finite "
                              f"numbers (layer {info.name}), got shape {list(mask.shape)}")
         return mask

@@ -1,7 +1,9 @@
 """Edit recipes: edits, the locators that place them, and latent directions, as versioned JSON.
 
     {"format": "stylegan_jax.recipe", "version": 1, "name": "open mouth",
-     "locators": {"mouth": {"layer": "16x8_conv1", "channels": "3,7", "threshold": 0.5}},
+     "locators": {"mouth": {"layer": "16x8_conv1", "channels": "3,7", "threshold": 0.5,
+                            "template": [[0, 1, ...], ...] or null, "max_shift": 2 or null,
+                            "offset": [1, 0]}},
      "edits": [{"layer": "16x8_conv1", "channels": "1,3,10-20*0.5", "amount": 2.0,
                 "mask": [[0, 1, ...], ...] or null, "locator": "mouth", "anchor": [0.7, 0.5],
                 "name": "open", "enabled": true}],
@@ -54,10 +56,13 @@ class Recipe:
         """JSON-ready dict (floats written exactly as the float32 values they hold)."""
         return {"format": FORMAT, "version": VERSION, "name": self.name,
                 "locators": {n: {"layer": l.layer, "channels": format_channels(l.channels),
-                                 "threshold": float(l.threshold)} for n, l in self.locators.items()},
+                                 "threshold": float(l.threshold),
+                                 "template": None if l.template is None else _mask_json(l.template),
+                                 "max_shift": l.max_shift, "offset": [int(o) for o in l.offset]}
+                             for n, l in self.locators.items()},
                 "edits": [{"name": e.name, "layer": e.layer, "channels": format_channels(e.channels),
                            "amount": float(e.amount), "enabled": bool(e.enabled),
-                           "mask": None if e.mask is None else np.asarray(e.mask, np.float32).tolist(),
+                           "mask": None if e.mask is None else _mask_json(e.mask),
                            "locator": e.locator,
                            "anchor": None if e.anchor is None else [float(a) for a in e.anchor]}
                           for e in self.edits],
@@ -88,11 +93,19 @@ class Recipe:
         locators = {}
         for name, spec in _expect(obj.get("locators", {}), dict, "locators").items():
             where = f"locators.{name}"
-            _fields(spec, where, required=("layer", "channels"), optional=("threshold",))
+            _fields(spec, where, required=("layer", "channels"),
+                    optional=("threshold", "template", "max_shift", "offset"))
+            max_shift, offset = spec.get("max_shift"), spec.get("offset", [0, 0])
+            if (not isinstance(offset, list) or len(offset) != 2
+                    or not all(isinstance(o, int) and not isinstance(o, bool) for o in offset)):
+                raise ValueError(f"recipe field {where}.offset must be [dy, dx] in whole cells")
             locators[name] = Locator(_expect(spec["layer"], str, f"{where}.layer"),
                                      _channels(spec["channels"], f"{where}.channels"),
                                      threshold=_number(spec.get("threshold", 0.5), f"{where}.threshold"),
-                                     name=name)
+                                     name=name, template=_mask(spec.get("template"), f"{where}.template"),
+                                     max_shift=None if max_shift is None
+                                     else _expect(max_shift, int, f"{where}.max_shift"),
+                                     offset=tuple(offset))
         edits = [_edit(spec, f"edits[{i}]")
                  for i, spec in enumerate(_expect(obj.get("edits", []), list, "edits"))]
         directions = [Direction.from_json(spec, f"directions[{i}]")
@@ -122,6 +135,27 @@ def _fields(spec, where, required, optional):
         raise ValueError(f"unknown field(s) {sorted(unknown)} in recipe field {where}")
 
 
+def _mask_json(mask) -> list:
+    return np.asarray(mask, np.float32).tolist()
+
+
+def parse_mask(value, what: str) -> Optional[np.ndarray]:
+    """A 2-d float32 mask from JSON (None stays None); ValueError "<what> must be ..." otherwise."""
+    if value is None:
+        return None
+    try:
+        mask = np.asarray(value, np.float32)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what} must be a 2-d list of numbers") from None
+    if mask.ndim != 2 or not np.all(np.isfinite(mask)):
+        raise ValueError(f"{what} must be a 2-d list of finite numbers, got shape {list(mask.shape)}")
+    return mask
+
+
+def _mask(value, where) -> Optional[np.ndarray]:
+    return parse_mask(value, f"recipe field {where}")
+
+
 def _channels(value, where) -> Dict[int, float]:
     try:
         channels = parse_channels(_expect(value, str, where), _ANY_CHANNEL)
@@ -135,15 +169,7 @@ def _channels(value, where) -> Dict[int, float]:
 def _edit(spec, where) -> Edit:
     _fields(spec, where, required=("layer", "channels"),
             optional=("name", "amount", "enabled", "mask", "locator", "anchor"))
-    mask = spec.get("mask")
-    if mask is not None:
-        try:
-            mask = np.asarray(mask, np.float32)
-        except (TypeError, ValueError):
-            raise ValueError(f"recipe field {where}.mask must be a 2-d list of numbers") from None
-        if mask.ndim != 2 or not np.all(np.isfinite(mask)):
-            raise ValueError(f"recipe field {where}.mask must be a 2-d list of finite numbers, "
-                             f"got shape {list(mask.shape)}")
+    mask = _mask(spec.get("mask"), f"{where}.mask")
     anchor = spec.get("anchor")
     if anchor is not None:
         if not isinstance(anchor, list) or len(anchor) != 2:

@@ -43,7 +43,7 @@ def build_manifest(G: Generator, params, options: ExportOptions, *, fmt: str, ou
         "latent_size": G.latent_size, "dlatent_size": G.dlatent_size,
         "num_layers": G.num_layers, "label_size": G.label_size,
         "input_kind": options.input_kind, "noise": options.noise,
-        "truncation_cutoff": options.truncation_cutoff,
+        "truncation_cutoff": options.truncation_cutoff, "local_edits": options.local_edits,
         "inputs": generator_fn.input_specs(G, params, options),
         "outputs": [generator_fn.output_spec(G, options)],
         "edit_layers": list(options.edit_layers),

@@ -7,7 +7,10 @@ Inputs, in this order (names are those of the ONNX graph and the SavedModel sign
                                               truncation_cutoff lerp toward w_avg (StyleGAN sec. 3)
   labels float32 [N, label_size]             conditional models only, input_kind="z" only
   edit_<layer> float32 [N, C, h, w]          one per edit layer, added to that layer's output
-                                              ([N, h, w, C] with layout="nhwc"); zeros = no edit
+                                              ([N, h, w, C] with layout="nhwc"); zeros = no edit.
+                                              With local_edits (the default), edited images keep
+                                              the unedited image's instance-norm statistics, as
+                                              the explorer renders them (one more synthesis pass)
 Output:
   images float32 [N, C, H, W] (or [N, H, W, C]), clipped to [-1, 1].
 
@@ -21,7 +24,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 import jax
 import jax.numpy as jnp
 
-from stylegan_jax.networks import Generator, layer_names, stage_shape, truncate
+from stylegan_jax.networks import Generator, collected_norm_stats, layer_names, stage_shape, truncate
 
 NOISE_MODES = ("const", "none")
 LAYOUTS = ("nchw", "nhwc")
@@ -36,6 +39,7 @@ class ExportOptions:
     noise: str = "const"                      # "const" (fixed per layer) or "none"
     layout: str = "nchw"                      # image / edit layout: "nchw" (engines) or "nhwc"
     truncation_cutoff: Optional[int] = 8      # psi applies to layers below this (None = all)
+    local_edits: bool = True                  # edits keep the unedited instance-norm statistics
 
 
 def check_options(G: Generator, options: ExportOptions) -> None:
@@ -124,8 +128,13 @@ def make_export_function(G: Generator, params, w_avg, options: ExportOptions) ->
         w = jnp.where((jnp.arange(G.num_layers) < cutoff)[None, :, None], truncated, w)
         edits = {name: (jnp.transpose(delta, (0, 2, 3, 1)) if nchw else delta)
                  for name, delta in zip(options.edit_layers, rest)}
+        norm_stats = None
+        if edits and options.local_edits:  # the explorer's local edits (explore/explorer.py)
+            _, collected = G.apply(variables, w, stage=stage, noise_mode=options.noise,
+                                   method=Generator.synthesis, mutable=["norm_stats"])
+            norm_stats = collected_norm_stats(collected)
         images = G.apply(variables, w, stage=stage, noise_mode=options.noise, edits=edits or None,
-                         method=Generator.synthesis)
+                         norm_stats=norm_stats, method=Generator.synthesis)
         images = jnp.clip(images, -1.0, 1.0)
         return jnp.transpose(images, (0, 3, 1, 2)) if nchw else images
 
