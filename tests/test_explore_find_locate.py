@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from stylegan_jax.explore.edits import box_mask
+from stylegan_jax.explore.edits import box_mask, resize_mask
 from stylegan_jax.explore.find import (propose_edit, rank_channels, region_mean, sort_by_magnitude,
                                        sort_by_similarity)
 from stylegan_jax.explore.locate import Locator, build_locator, place_mask
@@ -163,3 +163,25 @@ def test_fallback_mouth_judge_agrees_with_the_synthetic_labels():
     truth = np.array([a["mouth_open"] == "1" for a in data["attributes"]])
     judged = judge(data["image"].astype(np.float32) / 127.5 - 1)["mouth_open"] > 0.5
     assert 0.25 < truth.mean() < 0.75 and np.mean(judged == truth) >= 0.9
+
+
+def test_bench_edits_picks_the_locator_layer_whose_channels_follow_the_part():
+    """Of three candidate layers, only 16x8 has channels (2 and 5) that light up on the marked
+    part; 8x4 (1/8 of the height) has noise only and 64x32 is outside the 1/8..1/2 range."""
+    from benchmarks.bench_edits import choose_locator_layer  # pylint: disable=import-outside-toplevel
+    from stylegan_jax.explore.explorer import LayerInfo  # pylint: disable=import-outside-toplevel
+
+    class Stub:
+        image_shape = (64, 32)
+        layers = [LayerInfo("8x4_conv", 1, 8, 4, C), LayerInfo("16x8_conv1", 3, H, W, C),
+                  LayerInfo("64x32_conv1", 7, 64, 32, C)]
+
+    rng = np.random.default_rng(5)
+    centres = [(4.5, 3.5), (4.5, 3.5)]  # the part where it was painted on both examples
+    part = box_mask((H, W), (3 / H, 2 / W, 6 / H, 5 / W))
+    blobs = _blob_features(centres, rng)
+    features = {"8x4_conv": rng.normal(size=(2, 8, 4, C)), "16x8_conv1": blobs,
+                "64x32_conv1": np.repeat(np.repeat(blobs, 4, 1), 4, 2)}
+    masks = {"8x4_conv": resize_mask(part, (8, 4)) >= 0.25, "16x8_conv1": part,
+             "64x32_conv1": resize_mask(part, (64, 32))}
+    assert choose_locator_layer(Stub(), features, masks.__getitem__, top_k=2) == "16x8_conv1"
