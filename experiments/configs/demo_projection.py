@@ -1,7 +1,7 @@
 """Conditional demo, projection discriminator: synthetic 64x32 portraits drawn to order.
 
     python -m experiments.train --config=demo_projection --workdir=workdirs/demo_projection
-    python -m benchmarks.bench_conditional --workdirs=projection:workdirs/demo_projection
+    python -m benchmarks.bench_conditional --runs=projection:workdirs/demo_projection
 
 The demo schedule (about a quarter of an hour on a 2-core CPU) with G conditioned on all four
 attributes (hair colour, eye colour, open mouth, hairband: a multi-hot LabelSpec vector) and D
