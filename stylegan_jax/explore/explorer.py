@@ -236,13 +236,14 @@ class Explorer:
         if mode not in NOISE_MODES:
             raise ValueError(f"unknown noise mode {mode!r}: choose one of {', '.join(NOISE_MODES)}")
         key = jax.random.PRNGKey(int(noise_seed))
+        if deltas and not use_cache:  # full synthesis; only the statistics may come from the cache
+            stats = self._unedited(w, mode, noise_seed, key)[2] if self.frozen_norm_stats else None
+            images, feats = self._full(mode, deltas)(self.params, w, key, deltas, stats)
+            return self._rendering(images, feats if return_features else None)
         images, cached, stats = self._unedited(w, mode, noise_seed, key)
         if not deltas:
             return self._rendering(images, cached if return_features else None)
         stats = stats if self.frozen_norm_stats else None
-        if not use_cache:
-            images, feats = self._full(mode, deltas)(self.params, w, key, deltas, stats)
-            return self._rendering(images, feats if return_features else None)
         order = sorted(deltas, key=lambda n: self.layer(n).index)
         first, rest = order[0], {n: deltas[n] for n in order[1:]}
         start = cached[first] + deltas[first]
