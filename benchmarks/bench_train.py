@@ -9,8 +9,9 @@ with style mixing, Adam updates and the generator average (stylegan_jax/training
 jit-compiled as the loop compiles it, on random data. For each case:
   - compile time (lower + compile, once) and the median step time of --repeats steps after one
     warm-up step, hence images/s;
-  - FLOPs per step from XLA's cost analysis of the compiled step, and per pass (G forward, D
-    forward, ...) so it is clear where the work is;
+  - FLOPs per step from XLA's cost analysis of the lowered step (before the backend's rewrites,
+    so CPU and GPU count alike), and per pass (G forward, D forward, ...) so it is clear where
+    the work is;
   - achieved FLOP/s over this machine's peak, measured in the same run as the median time of a
     large float32 matrix product, so the fraction is comparable across machines;
   - memory per image from XLA's memory analysis (temporaries + outputs + arguments) / batch.
@@ -62,9 +63,10 @@ def conv_fraction_of_peak(peak: float, batch: int, size: int, channels: int, rep
     for name, fn in (("forward", conv),
                      ("forward+backward", jax.grad(lambda x, k: jnp.sum(conv(x, k) ** 2),
                                                    argnums=(0, 1)))):
-        compiled = jax.jit(fn).lower(x, k).compile()
+        lowered = jax.jit(fn).lower(x, k)
+        compiled = lowered.compile()
         seconds = median_seconds(lambda _: jax.block_until_ready(compiled(x, k)), repeats)
-        out[name] = _flops(compiled) / seconds / peak
+        out[name] = _flops(lowered) / seconds / peak
     return out
 
 
@@ -89,8 +91,14 @@ def case_config(case: str, dtype: str):
     return config, stage
 
 
-def _flops(compiled) -> float:
-    analysis = compiled.cost_analysis()
+def _flops(lowered) -> float:
+    """FLOPs of a lowered (not yet compiled) computation, by XLA's cost analysis.
+
+    Counted before the backend's optimizations on purpose: on GPU the compiled program calls
+    convolutions as cuDNN custom calls, which the compiled cost analysis does not count (it gave
+    11 GFLOP for a paper@32x32 step that does 3284), so the count would depend on the backend.
+    """
+    analysis = lowered.cost_analysis()
     if isinstance(analysis, (list, tuple)):  # older jax returned one dict per device
         analysis = analysis[0]
     return float(analysis.get("flops", float("nan"))) if analysis else float("nan")
@@ -128,11 +136,11 @@ def pass_flops(G, D, state, batch, stage: int, config) -> dict:
         "R1 (grad of grad)": (r1_grad, (state.d_params, batch["image"])),
         "G step (G+D fwd+bwd)": (jax.grad(g_loss), (state.g_params, state.d_params, key)),
     }
-    return {name: _flops(jax.jit(fn).lower(*args).compile()) for name, (fn, args) in pieces.items()}
+    return {name: _flops(jax.jit(fn).lower(*args)) for name, (fn, args) in pieces.items()}
 
 
 def run_case(case: str, batch_size: int, repeats: int, dtype: str, peak: float,
-             with_passes: bool) -> dict:
+             with_passes: bool, count_only: bool = False) -> dict:
     config, stage = case_config(case, dtype)
     frozen = ml_collections.FrozenConfigDict(config)
     G, D = state_lib.build_networks(frozen)
@@ -148,9 +156,13 @@ def run_case(case: str, batch_size: int, repeats: int, dtype: str, peak: float,
     step = make_train_step(G, D, frozen, repl)
     args = (state, batch, jnp.float32(1.0), jnp.float32(1e-3), jnp.float32(1e-3))
     start = time.perf_counter()
-    compiled = step.lower(*args, stage=stage, apply_r1=True).compile()
+    lowered = step.lower(*args, stage=stage, apply_r1=True)
+    if count_only:
+        return {"case": case, "resolution": f"{height}x{width}", "batch": batch_size,
+                "dtype": dtype, "gflop_per_step": _flops(lowered) / 1e9}
+    compiled = lowered.compile()
     compile_s = time.perf_counter() - start
-    flops = _flops(compiled)
+    flops = _flops(lowered)
 
     holder = {"state": state}
 
@@ -181,7 +193,18 @@ def main(argv=None):
     parser.add_argument("--passes", action="store_true", help="also count FLOPs per pass")
     parser.add_argument("--conv_check", default="",
                         help="SIZE,CHANNELS: also time one 3x3 conv (e.g. 32,512), the ceiling")
+    parser.add_argument("--count_only", action="store_true",
+                        help="only count FLOPs per step (lowering, no compile or timing): for "
+                             "backends whose cost analysis gives none, e.g. GPU, run this on CPU")
     args = parser.parse_args(argv)
+    if args.count_only:
+        results = [run_case(c.strip(), args.batch, 0, args.dtype, float("nan"), False, True)
+                   for c in args.cases.split(",") if c.strip()]
+        for r in results:
+            print(f"{r['case']:<15}{r['resolution']:>9}{r['batch']:>6}{r['dtype']:>10}"
+                  f"{r['gflop_per_step']:>11.2f} GFLOP/step")
+        print(json.dumps({"benchmark": "train_step_flops", "results": results}))
+        return
     peak = matmul_peak_flops(args.matmul_size, dtype=jnp.dtype(args.dtype))
     device = jax.devices()[0]
     print(f"device: {device.platform} {device.device_kind} x{jax.device_count()}   "
@@ -205,6 +228,9 @@ def main(argv=None):
               f"{r['memory_mb_per_image']:>8.1f}", flush=True)
         for name, g in r.get("gflop_per_pass", {}).items():
             print(f"    {name:<24}{g:>10.2f} GFLOP")
+    if any(not np.isfinite(r["gflop_per_step"]) for r in results):
+        print(f"no FLOP count from XLA's cost analysis on {device.platform}: run the same cases "
+              "with --count_only on a CPU machine and divide by the step times above")
     print(json.dumps({"benchmark": "train_step", "device": f"{device.platform} {device.device_kind}",
                       "device_count": jax.device_count(), "matmul_peak_gflops": peak / 1e9,
                       "conv_check": conv, "results": results}))

@@ -1,4 +1,6 @@
 """The training benchmark's FLOP counting (XLA cost analysis) against the analytic count."""
+import json
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -12,12 +14,12 @@ def test_cost_analysis_counts_a_3x3_convolution_and_a_matmul_exactly():
     k = jnp.ones((3, 3, c_in, c_out), jnp.float32)
     conv = jax.jit(lambda x, k: jax.lax.conv_general_dilated(
         x, k, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")))
-    flops = bench_train._flops(conv.lower(x, k).compile())  # pylint: disable=protected-access
+    flops = bench_train._flops(conv.lower(x, k))  # pylint: disable=protected-access
     # One multiply-add per channel pair and per tap that lands inside the image: XLA does not
     # count the zero padding, so a row of w outputs has 3w - 2 taps of a 3-wide kernel.
     assert flops == 2 * n * c_in * c_out * (3 * h - 2) * (3 * w - 2)
     a, b = jnp.ones((64, 48)), jnp.ones((48, 80))
-    assert bench_train._flops(jax.jit(jnp.matmul).lower(a, b).compile()) == 2 * 64 * 48 * 80  # pylint: disable=protected-access
+    assert bench_train._flops(jax.jit(jnp.matmul).lower(a, b)) == 2 * 64 * 48 * 80  # pylint: disable=protected-access
     peak = bench_train.matmul_peak_flops(256, repeats=2)
     assert np.isfinite(peak) and peak > 0
 
@@ -34,3 +36,15 @@ def test_case_names_map_to_the_paper_network_at_the_requested_stage():
             assert bad.split("@")[-1].split("x")[0] in str(e) or "unknown case" in str(e)
         else:
             raise AssertionError(f"{bad} was accepted")
+
+
+def test_count_only_counts_the_step_without_compiling_and_scales_with_the_batch(capsys):
+    # The step's convolutions dominate, and they scale with the batch: twice the images, close to
+    # twice the FLOPs (the optimizer update and the mapping's weights do not scale, hence ~).
+    bench_train.main(["--cases=demo", "--batch=2", "--count_only"])
+    bench_train.main(["--cases=demo", "--batch=4", "--count_only"])
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()
+             if line.startswith("{")]
+    small, large = (r["results"][0]["gflop_per_step"] for r in lines)
+    assert np.isfinite(small) and small > 0
+    assert 1.9 < large / small <= 2.0

@@ -1,6 +1,6 @@
 """TFDS builder "synthetic_portraits": the procedural portraits, generated locally from a seed.
 
-Importing this module registers the builder, so after `import stylegan_jax.data`:
+Importing this module registers the builder, so after `import stylegan_jax.data.portraits_tfds`:
     tfds.load("synthetic_portraits")                      # 64x32, 5000 train + 500 test, seed 0
     tfds.load("synthetic_portraits/128x64")               # other sizes: 256x128, 512x256
     tfds.load("synthetic_portraits/64x32_n64_t16_s3")     # any size, 64 train, 16 test, seed 3
