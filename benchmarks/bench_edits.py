@@ -146,18 +146,8 @@ def choose_locator_layer(explorer: Explorer, features, masks, top_k: int = 4) ->
     return best[1]
 
 
-def find_recipe(explorer: Explorer, judge, attribute: str, locator_layer: str = "auto",
-                top_k: int = 8, edit_layers=None, margin: float = 3.0, locator_top_k: int = 2,
-                max_shift=None):
-    """A recipe from two judged examples (see the module docstring), and what was chosen.
-
-    locator_layer: a layer name, or "auto" (choose_locator_layer).
-    edit_layers: candidate layers (default: all below the output resolution; edits there change
-    what the network draws, while edits at the output resolution come out as painted colour --
-    see benchmarks/README.md).
-    """
-    if edit_layers is None:
-        edit_layers = [l.name for l in explorer.layers[1:] if l.height < explorer.image_shape[0]]
+def first_examples(explorer: Explorer, judge, attribute: str) -> dict:
+    """{True: the first seed judged with the attribute, False: the first judged without it}."""
     examples = {}
     for start in range(0, 2000, 25):
         seeds = range(start, start + 25)
@@ -165,9 +155,34 @@ def find_recipe(explorer: Explorer, judge, attribute: str, locator_layer: str = 
         for seed, has in zip(seeds, judged):
             examples.setdefault(bool(has), seed)
         if len(examples) == 2:
-            break
+            return examples
+    raise RuntimeError(f"the judge never saw both values of {attribute} in 2000 seeds")
+
+
+def find_recipe(explorer: Explorer, judge, attribute: str, locator_layer: str = "auto",
+                top_k: int = 8, edit_layers=None, margin: float = 3.0, locator_top_k: int = 2,
+                max_shift=None, examples=None):
+    """A recipe from two judged examples (see the module docstring), and what was chosen.
+
+    locator_layer: a layer name, or "auto" (choose_locator_layer).
+    edit_layers: candidate layers (default: all below the output resolution; edits there change
+    what the network draws, while edits at the output resolution come out as painted colour --
+    see benchmarks/README.md).
+    examples: (seed WITH the attribute, seed WITHOUT it), as a person picks them in the UI;
+    default: first_examples. Both are checked with the judge.
+    """
+    if edit_layers is None:
+        edit_layers = [l.name for l in explorer.layers[1:] if l.height < explorer.image_shape[0]]
+    if examples is not None:
+        seeds = list(examples)
+        judged = _judged(judge, explorer.synthesize(explorer.w_from_seeds(seeds)).images, attribute)
+        if not (judged[0] and not judged[1]):
+            raise ValueError(f"examples {seeds[0]},{seeds[1]}: the judge must see {attribute} on "
+                             f"the first seed and not on the second; it saw it: "
+                             f"{bool(judged[0])}, {bool(judged[1])}")
+        examples = {True: seeds[0], False: seeds[1]}
     else:
-        raise RuntimeError(f"the judge never saw both values of {attribute} in 2000 seeds")
+        examples = first_examples(explorer, judge, attribute)
     w = explorer.w_from_seeds([examples[True], examples[False]])
     features = explorer.features(w)
     region = attribute_region(attribute, explorer.image_shape).astype(np.float32)
@@ -278,7 +293,11 @@ def main(argv=None):
     parser.add_argument("--locator-max-shift", type=int, default=None,
                         help="cells the located part may move from where it was painted (default: "
                         "anywhere)")
+    parser.add_argument("--examples", default=None,
+                        help="WITH,WITHOUT: the two example seeds (default: the first seed judged "
+                             "with the attribute and the first judged without); one attribute only")
     args = parser.parse_args(argv)
+    examples = args.examples and tuple(int(v) for v in args.examples.split(","))
     explorer = Explorer.open(args.model)
     judge, judge_info = None, {}
     if args.classifier == "shipped":
@@ -293,6 +312,9 @@ def main(argv=None):
                                    "threshold": float(dark.threshold), "accuracy_on_real": dark.accuracy}
     has_classifier = args.classifier != "dark"
     attributes = (args.attributes or ("mouth_open,hairband" if has_classifier else "mouth_open")).split(",")
+    if examples and len(attributes) != 1:
+        raise ValueError(f"--examples names seeds for one attribute: add --attributes=NAME "
+                         f"(got {', '.join(attributes)})")
     if "hairband" in attributes and not has_classifier:
         raise ValueError("judging hairband needs --classifier (only mouth_open has a fallback judge)")
     os.makedirs(args.out, exist_ok=True)
@@ -303,7 +325,7 @@ def main(argv=None):
                                          edit_layers=args.edit_layers and args.edit_layers.split(","),
                                          margin=args.margin, top_k=args.top_k,
                                          locator_top_k=args.locator_top_k,
-                                         max_shift=args.locator_max_shift)
+                                         max_shift=args.locator_max_shift, examples=examples)
         except RuntimeError as e:  # no edit found on the examples: a failed attribute, not a crash
             results[attribute] = {"passed": False, "error": str(e)}
             continue

@@ -1,0 +1,34 @@
+"""The edits benchmark's choice of the two labelled examples (benchmarks/bench_edits.py)."""
+import numpy as np
+import pytest
+
+from benchmarks import bench_edits
+from stylegan_jax.explore import Explorer, random_bundle
+
+
+@pytest.fixture(scope="module")
+def explorer():
+    return Explorer(random_bundle(seed=1), fast_compile=True)
+
+
+def brightness_judge(threshold):
+    """A stand-in judge: 'bright' is present when an image's mean exceeds threshold."""
+    def judge(images):
+        return {"bright": (np.asarray(images).mean(axis=(1, 2, 3)) > threshold).astype(np.float32)}
+    return judge
+
+
+def test_first_examples_are_the_first_seed_judged_each_way(explorer):
+    means = explorer.synthesize(explorer.w_from_seeds(range(25))).images.mean(axis=(1, 2, 3))
+    judge = brightness_judge(float(np.median(means)))
+    examples = bench_edits.first_examples(explorer, judge, "bright")
+    bright = means > np.median(means)
+    assert examples == {True: int(np.argmax(bright)), False: int(np.argmin(bright))}
+
+
+def test_examples_the_judge_disagrees_with_are_refused_by_name(explorer):
+    always = brightness_judge(-2.0)  # every image is "bright": no seed can serve as WITHOUT
+    with pytest.raises(ValueError, match="examples 3,4: the judge must see bright"):
+        bench_edits.find_recipe(explorer, always, "bright", examples=(3, 4))
+    with pytest.raises(RuntimeError, match="never saw both values"):
+        bench_edits.first_examples(explorer, always, "bright")
