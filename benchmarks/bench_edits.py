@@ -121,6 +121,10 @@ def _judged(judge, images, attribute) -> np.ndarray:
     return classifier_tags(images, judge, attribute)
 
 
+def _judged_seeds(explorer: Explorer, judge, seeds, attribute) -> np.ndarray:
+    return _judged(judge, explorer.synthesize(explorer.w_from_seeds(seeds)).images, attribute)
+
+
 def _locality(before, after, located_mask) -> np.ndarray:
     change = np.abs(after - before).sum(-1)
     return (change * located_mask).sum((1, 2)), change.sum((1, 2))
@@ -151,7 +155,7 @@ def first_examples(explorer: Explorer, judge, attribute: str) -> dict:
     examples = {}
     for start in range(0, 2000, 25):
         seeds = range(start, start + 25)
-        judged = _judged(judge, explorer.synthesize(explorer.w_from_seeds(seeds)).images, attribute)
+        judged = _judged_seeds(explorer, judge, seeds, attribute)
         for seed, has in zip(seeds, judged):
             examples.setdefault(bool(has), seed)
         if len(examples) == 2:
@@ -175,7 +179,7 @@ def find_recipe(explorer: Explorer, judge, attribute: str, locator_layer: str = 
         edit_layers = [l.name for l in explorer.layers[1:] if l.height < explorer.image_shape[0]]
     if examples is not None:
         seeds = list(examples)
-        judged = _judged(judge, explorer.synthesize(explorer.w_from_seeds(seeds)).images, attribute)
+        judged = _judged_seeds(explorer, judge, seeds, attribute)
         if not (judged[0] and not judged[1]):
             raise ValueError(f"examples {seeds[0]},{seeds[1]}: the judge must see {attribute} on "
                              f"the first seed and not on the second; it saw it: "

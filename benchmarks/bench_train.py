@@ -96,7 +96,8 @@ def _flops(lowered) -> float:
 
     Counted before the backend's optimizations on purpose: on GPU the compiled program calls
     convolutions as cuDNN custom calls, which the compiled cost analysis does not count (it gave
-    11 GFLOP for a paper@32x32 step that does 3284), so the count would depend on the backend.
+    11 GFLOP for a paper@32x32 step at batch 32 that does 6949), so the count would depend on
+    the backend.
     """
     analysis = lowered.cost_analysis()
     if isinstance(analysis, (list, tuple)):  # older jax returned one dict per device
@@ -198,7 +199,8 @@ def main(argv=None):
                              "backends whose cost analysis gives none, e.g. GPU, run this on CPU")
     args = parser.parse_args(argv)
     if args.count_only:
-        results = [run_case(c.strip(), args.batch, 0, args.dtype, float("nan"), False, True)
+        results = [run_case(c.strip(), args.batch, repeats=0, dtype=args.dtype, peak=float("nan"),
+                            with_passes=False, count_only=True)
                    for c in args.cases.split(",") if c.strip()]
         for r in results:
             print(f"{r['case']:<15}{r['resolution']:>9}{r['batch']:>6}{r['dtype']:>10}"

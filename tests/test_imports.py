@@ -9,7 +9,8 @@ import subprocess
 import sys
 
 MODEL_SIDE = ("stylegan_jax.networks", "stylegan_jax.training.steps", "stylegan_jax.training.state",
-              "stylegan_jax.conditional", "stylegan_jax.explore", "benchmarks.bench_train")
+              "stylegan_jax.conditional", "stylegan_jax.explore", "experiments.export",
+              "benchmarks.bench_train")
 
 
 def _import_without_tensorflow(modules):
