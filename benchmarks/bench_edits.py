@@ -12,8 +12,11 @@ For each attribute, as a person would in the UI, using only two generated images
    the one whose channels follow the region best on the two examples): its 2 channels
    (--locator-top-k) most similar to the region, with the region as its template
    (stylegan_jax.explore.locate: the part keeps its painted size wherever it is found).
-4. For every layer below the output resolution (--edit-layers): the edit proposed by
-   find.propose_edit (top 8 channels), its mask moved by the locator. On the example WITHOUT the
+4. For every layer below the output resolution and the first layer at it (--edit-layers): the
+   edit proposed by find.propose_edit (top 8 channels), its mask moved by the locator, with the
+   examples' colours in the region as its contrast (--contrast; explore.edits, "Contrast": the
+   edit reverses on images that already have the WITH colour there, e.g. a light-blue band on
+   blue hair). On the example WITHOUT the
    attribute, the smallest amount scale (of 0.5..4) that makes the judge see the attribute is
    found; the layer whose flip is most local wins, and the recipe uses --margin (3.0) x that
    scale (a margin for other images).
@@ -39,6 +42,7 @@ medians) and its accuracy there is reported. Hairband has no fallback judge. Pri
 JSON line; writes the recipes, a before/after grid and results.json to --out.
 """
 import argparse
+import dataclasses
 import importlib
 import json
 import os
@@ -48,7 +52,7 @@ from tqdm import tqdm
 
 from stylegan_jax.data import synthetic_portraits as portraits
 from stylegan_jax.explore import Explorer
-from stylegan_jax.explore.edits import Edit, resize_mask
+from stylegan_jax.explore.edits import resize_mask
 from stylegan_jax.explore.find import channel_similarity, propose_edit
 from stylegan_jax.explore.latent import classifier_tags
 from stylegan_jax.explore.locate import build_locator
@@ -163,20 +167,33 @@ def first_examples(explorer: Explorer, judge, attribute: str) -> dict:
     raise RuntimeError(f"the judge never saw both values of {attribute} in 2000 seeds")
 
 
+def default_edit_layers(explorer: Explorer) -> list:
+    """All layers below the output resolution, and the first layer at it.
+
+    Edits below the output resolution change what the network draws, but two upsampling
+    convolutions spread a small part (a 5x6-pixel mouth at 64x32) over about twice its size. The
+    first layer at the output resolution still passes through one convolution and stays local;
+    the last one comes out as painted colour (benchmarks/README.md, "Edits from two examples").
+    """
+    below = [l.name for l in explorer.layers[1:] if l.height < explorer.image_shape[0]]
+    at = [l.name for l in explorer.layers if l.height == explorer.image_shape[0]]
+    return below + at[:1]
+
+
 def find_recipe(explorer: Explorer, judge, attribute: str, locator_layer: str = "auto",
                 top_k: int = 8, edit_layers=None, margin: float = 3.0, locator_top_k: int = 2,
-                max_shift=None, examples=None):
+                max_shift=None, examples=None, contrast: bool = True):
     """A recipe from two judged examples (see the module docstring), and what was chosen.
 
     locator_layer: a layer name, or "auto" (choose_locator_layer).
-    edit_layers: candidate layers (default: all below the output resolution; edits there change
-    what the network draws, while edits at the output resolution come out as painted colour --
-    see benchmarks/README.md).
+    edit_layers: candidate layers (default: default_edit_layers).
     examples: (seed WITH the attribute, seed WITHOUT it), as a person picks them in the UI;
     default: first_examples. Both are checked with the judge.
+    contrast: record the examples' colours in the region (find.propose_edit images), so the edit
+    reverses on images that already have the WITH colour there (explore.edits, "Contrast").
     """
     if edit_layers is None:
-        edit_layers = [l.name for l in explorer.layers[1:] if l.height < explorer.image_shape[0]]
+        edit_layers = default_edit_layers(explorer)
     if examples is not None:
         seeds = list(examples)
         judged = _judged_seeds(explorer, judge, seeds, attribute)
@@ -201,7 +218,8 @@ def find_recipe(explorer: Explorer, judge, attribute: str, locator_layer: str = 
     locator = build_locator(locator_layer, list(features[locator_layer]), [loc_mask, loc_mask],
                             top_k=locator_top_k, name=attribute, max_shift=max_shift)
     anchor = tuple(locator.locate(features[locator_layer]).centroid.mean(axis=0).tolist())
-    before = explorer.synthesize(w[1:]).images
+    example_images = explorer.synthesize(w).images
+    before = example_images[1:]
     located = locator.locate(features[locator_layer][1:]).mask_at(explorer.image_shape)
     best = None
     for info in map(explorer.layer, edit_layers):
@@ -209,9 +227,8 @@ def find_recipe(explorer: Explorer, judge, attribute: str, locator_layer: str = 
         if not mask.any():
             continue
         edit = propose_edit(info.name, features[info.name][0], features[info.name][1], mask,
-                            top_k=top_k, name=attribute)
-        edit = Edit(edit.layer, edit.channels, edit.mask, edit.amount, attribute, locator=attribute,
-                    anchor=anchor)
+                            top_k=top_k, name=attribute, images=example_images if contrast else None)
+        edit = dataclasses.replace(edit, locator=attribute, anchor=anchor)
         recipe = Recipe([edit], {attribute: locator}, name=attribute)
         for scale in SCALES:
             after = apply_recipe(explorer, recipe, w[1:], amount_scale=scale)[0].images
@@ -288,7 +305,7 @@ def main(argv=None):
     parser.add_argument("--locator-layer", default="auto", help="a layer, or 'auto': the layer "
                         "whose channels follow the marked part best on the examples")
     parser.add_argument("--edit-layers", default=None, help="comma-separated candidate layers "
-                        "(default: all below the output resolution)")
+                        "(default: all below the output resolution and the first layer at it)")
     parser.add_argument("--out", default="bench_edits_out")
     parser.add_argument("--margin", type=float, default=3.0,
                         help="the recipe's amount = margin x the scale that flipped the example")
@@ -300,6 +317,10 @@ def main(argv=None):
     parser.add_argument("--examples", default=None,
                         help="WITH,WITHOUT: the two example seeds (default: the first seed judged "
                              "with the attribute and the first judged without); one attribute only")
+    parser.add_argument("--contrast", action=argparse.BooleanOptionalAction, default=True,
+                        help="record the examples' colours in the region, so the edit reverses on "
+                             "images that already have the WITH colour there (explore.edits, "
+                             "'Contrast'); --no-contrast for the plain edit")
     args = parser.parse_args(argv)
     examples = args.examples and tuple(int(v) for v in args.examples.split(","))
     explorer = Explorer.open(args.model)
@@ -329,7 +350,8 @@ def main(argv=None):
                                          edit_layers=args.edit_layers and args.edit_layers.split(","),
                                          margin=args.margin, top_k=args.top_k,
                                          locator_top_k=args.locator_top_k,
-                                         max_shift=args.locator_max_shift, examples=examples)
+                                         max_shift=args.locator_max_shift, examples=examples,
+                                         contrast=args.contrast)
         except RuntimeError as e:  # no edit found on the examples: a failed attribute, not a crash
             results[attribute] = {"passed": False, "error": str(e)}
             continue

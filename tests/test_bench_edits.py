@@ -32,3 +32,11 @@ def test_examples_the_judge_disagrees_with_are_refused_by_name(explorer):
         bench_edits.find_recipe(explorer, always, "bright", examples=(3, 4))
     with pytest.raises(RuntimeError, match="never saw both values"):
         bench_edits.first_examples(explorer, always, "bright")
+
+
+def test_default_edit_layers_stop_at_the_first_layer_of_the_output_resolution(explorer):
+    # Synthesis runs two layers per resolution (conv0_up then conv1; the base: const, conv).
+    height = explorer.image_shape[0]
+    names = [l.name for l in explorer.layers]
+    assert names[-2:] == [f"{height}x{height // 2}_conv0_up", f"{height}x{height // 2}_conv1"]
+    assert bench_edits.default_edit_layers(explorer) == names[1:-1]

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from stylegan_jax.explore.edits import box_mask, resize_mask
+from stylegan_jax.explore.edits import box_mask, contrast_signs, region_colors, resize_mask
 from stylegan_jax.explore.find import (propose_edit, rank_channels, region_mean, sort_by_magnitude,
                                        sort_by_similarity)
 from stylegan_jax.explore.locate import Locator, build_locator, place_mask
@@ -185,3 +185,37 @@ def test_bench_edits_picks_the_locator_layer_whose_channels_follow_the_part():
     masks = {"8x4_conv": resize_mask(part, (8, 4)) >= 0.25, "16x8_conv1": part,
              "64x32_conv1": resize_mask(part, (64, 32))}
     assert choose_locator_layer(Stub(), features, masks.__getitem__, top_k=2) == "16x8_conv1"
+
+
+def test_contrast_reverses_the_edit_only_beyond_the_with_colour():
+    # Region colours placed at known t on the line from the WITHOUT colour (t = 0) to the WITH
+    # colour (t = 1); colours outside the mask must not count.
+    c0, c1 = np.array([0.2, -0.4, 0.1]), np.array([-0.5, 0.3, 0.6])
+    mask = box_mask((8, 4), (0.25, 0.25, 0.75, 0.75))       # at a layer's resolution
+    ts = np.array([-0.5, 0.0, 0.9, 1.2, 2.0])
+    images = np.full((len(ts), 32, 16, 3), 0.9, np.float32)  # outside: far off the line
+    inside = resize_mask(mask, (32, 16)) > 0
+    for i, t in enumerate(ts):
+        images[i][inside] = c0 + t * (c1 - c0)
+    np.testing.assert_allclose(region_colors(images, mask), (c0 + ts[:, None] * (c1 - c0)), atol=1e-5)
+    np.testing.assert_array_equal(contrast_signs((c0, c1), images, mask), [1, 1, 1, -1, -1])
+    # Off the line: reversed while within 45 degrees of the change (off-line distance < t |d|).
+    d = c1 - c0
+    normal = np.cross(d, [1.0, 0.0, 0.0])
+    normal *= np.linalg.norm(d) / np.linalg.norm(normal)   # perpendicular to d, as long as d
+    for t, off, sign in [(1.5, 1.4, -1), (1.5, 1.6, 1), (3.0, 2.9, -1), (0.5, 0.1, 1)]:
+        images[0][inside] = c0 + t * d + off * normal
+        assert contrast_signs((c0, c1), images[:1], mask)[0] == sign, (t, off)
+    assert contrast_signs((c0, c0), images, mask).tolist() == [1] * len(ts)  # no difference: no flip
+
+
+def test_proposed_edit_records_the_examples_colours_in_their_masks(pair):
+    with_, without, region = pair
+    rng = np.random.default_rng(1)
+    image_with, image_without = rng.uniform(-1, 1, size=(2, 2 * H, 2 * W, 3)).astype(np.float32)
+    edit = propose_edit("16x8_conv1", with_, without, region, top_k=2,
+                        images=(image_with, image_without))
+    big = resize_mask(region, (2 * H, 2 * W)) > 0
+    np.testing.assert_allclose(edit.contrast[0], image_without[big].mean(axis=0), atol=1e-6)
+    np.testing.assert_allclose(edit.contrast[1], image_with[big].mean(axis=0), atol=1e-6)
+    assert propose_edit("16x8_conv1", with_, without, region).contrast is None

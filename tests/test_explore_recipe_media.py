@@ -1,4 +1,5 @@
 """Recipes (JSON round trip, validation, located application), PNG metadata, GIF/MP4, sweeps."""
+import dataclasses
 import json
 import os
 
@@ -7,9 +8,9 @@ import pytest
 from PIL import Image
 
 from stylegan_jax.explore import Explorer, random_bundle
-from stylegan_jax.explore.edits import Edit, box_mask
+from stylegan_jax.explore.edits import Edit, box_mask, region_colors
 from stylegan_jax.explore.latent import Direction
-from stylegan_jax.explore.locate import Locator
+from stylegan_jax.explore.locate import Locator, place_mask
 from stylegan_jax.explore.media import (MP4_PINS, feature_map_colors, interpolation_frames, load_png, save_gif, save_mp4,
                                         save_png, seed_amount_grid)
 from stylegan_jax.explore.recipe import Recipe, apply_recipe, apply_to_seeds, recipe_deltas
@@ -75,6 +76,8 @@ def _with(recipe, path, value):
     ((("locators", "band", "max_shift"), 1.5), r"locators.band.max_shift must be a int"),
     ((("locators", "band", "offset"), [0.5, 1]), r"locators.band.offset must be \[dy, dx\]"),
     ((("directions", 0, "vector"), [[1], [2, 3]]), r"directions\[0\] has a malformed vector"),
+    ((("edits", 0, "contrast"), [[0, 0, 0]]), r"edits\[0\].contrast must be \[\[r, g, b\], \[r, g, b\]\]"),
+    ((("edits", 0, "contrast"), [[0, 0, 0], [0, "x", 0]]), r"edits\[0\].contrast must be a finite"),
 ])
 def test_malformed_recipes_raise_one_line_errors(recipe, change, message):
     text = "{not json" if change is None else _with(recipe, *change)
@@ -206,3 +209,30 @@ def test_feature_map_colors_white_zero_green_positive_red_negative():
     np.testing.assert_array_equal(colors[1, 1, 0], [255, 0, 0])      # -max -> red
     np.testing.assert_array_equal(colors[0, 1, 0], [255, 128, 128])  # -max/2 -> light red
     np.testing.assert_array_equal(feature_map_colors(features, scale=0.5)[0, 1, 0], [255, 0, 0])
+
+
+def test_contrast_reverses_the_edit_on_images_that_already_have_the_with_colour(explorer, recipe):
+    seeds = [11, 12, 13, 14]
+    w = explorer.w_from_seeds(seeds)
+    edit, locator = recipe.edits[0], recipe.locators["part"]
+    placed = place_mask(edit.mask, edit.anchor, locator.locate(explorer.features(w, LAYER)).centroid)
+    colours = region_colors(explorer.synthesize(w).images, placed)
+    # Colours WITHOUT and WITH 50 units apart along d, the WITH one between the 2nd and 3rd
+    # images' projections: exactly the images above it lie beyond it (and, so far from the
+    # WITHOUT colour, within 45 degrees of d), so they get the edit reversed.
+    d = np.array([1.0, 2.0, -1.0]) / np.sqrt(6.0)
+    projections = colours @ d
+    mid = np.sort(projections)[1:3].mean()
+    contrasted = dataclasses.replace(edit, contrast=(tuple((mid - 50) * d), tuple(mid * d)))
+    sign = np.where(projections > mid, -1.0, 1.0)
+    assert sorted(sign.tolist()) == [-1, -1, 1, 1]
+    plain = recipe_deltas(explorer, Recipe([edit], recipe.locators), w)[LAYER]
+    again = Recipe.from_json(Recipe([contrasted], recipe.locators).dumps())
+    np.testing.assert_allclose(again.edits[0].contrast, contrasted.contrast, rtol=1e-15)
+    np.testing.assert_allclose(recipe_deltas(explorer, again, w)[LAYER], plain * sign[:, None, None, None])
+    # Rendered: the reversed images equal the plain recipe's at amount -1, the others at +1.
+    plain_recipe = Recipe([edit], recipe.locators)
+    expected = np.where(sign[:, None, None, None] < 0,
+                        apply_recipe(explorer, plain_recipe, w, amount_scale=-1.0)[0].images,
+                        apply_recipe(explorer, plain_recipe, w)[0].images)
+    np.testing.assert_allclose(apply_recipe(explorer, again, w)[0].images, expected, atol=1e-6)

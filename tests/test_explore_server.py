@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from stylegan_jax.explore import Explorer, random_bundle
-from stylegan_jax.explore.edits import box_mask
+from stylegan_jax.explore.edits import box_mask, region_colors
 from stylegan_jax.explore.recipe import Recipe, apply_to_seeds
 from stylegan_jax.explore.server import make_server
 from stylegan_jax.serving import serving_in_background
@@ -149,6 +149,10 @@ def test_two_image_tools(server):
                                                   "top_k": 4})
     assert status == 200 and reply["edit"]["layer"] == LAYER and reply["edit"]["mask"] == mask
     assert len(reply["edit"]["channels"].split(",")) >= 1
+    ex = server.api.ex  # the proposal records the examples' colours in the mask: WITHOUT (b), WITH (a)
+    images = [ex.synthesize(ex.w_from_seeds([s["seed"]], psi=0.7)).images for s in (b, a)]
+    np.testing.assert_allclose(reply["edit"]["contrast"],
+                               [region_colors(i, np.asarray(mask))[0] for i in images], atol=1e-6)
     status, reply = call(server, "/api/direction", {"with": [a], "without": [b], "name": "x"})
     assert status == 200 and len(reply["direction"]["vector"]) == server.api.ex.dlatent_size
 

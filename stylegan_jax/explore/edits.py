@@ -128,6 +128,39 @@ def resize_mask(mask: np.ndarray, shape: Tuple[int, int]) -> np.ndarray:
     return mask.reshape(*mask.shape[:-2], H, f, W, f).mean(axis=(-3, -1))
 
 
+def region_colors(images, masks) -> np.ndarray:
+    """float32 [N, 3]: each image's mean colour weighted by |mask| (masks [h, w] or [N, h, w] at
+    any layer's resolution, resized to the image's)."""
+    images = np.asarray(images, np.float32)
+    weights = np.abs(resize_mask(masks, images.shape[1:3]))
+    weights = np.broadcast_to(weights, images.shape[:3])
+    total = weights.sum(axis=(1, 2))
+    if np.any(total <= 0):
+        raise ValueError("the edit's region is empty on some image: paint a region first")
+    return np.einsum("nhwc,nhw->nc", images, weights) / total[:, None]
+
+
+def contrast_signs(contrast, images, masks) -> np.ndarray:
+    """float32 [N] of +1 / -1: -1 where an image already has, inside the mask, the WITH colour.
+
+    contrast = (colour WITHOUT, colour WITH) of the examples, c0 and c1; d = c1 - c0. An image's
+    region colour c is c0 + t d + (a part off the line). It already has the WITH colour, more
+    strongly, when it lies beyond the WITH example (t > 1) and along the change: within 45 degrees
+    of d, i.e. its distance from the line is below t |d|. (Black hair, say, can lie beyond a
+    light-blue band's colour on the line from pink hair, but far off that line.) There the edit
+    would paint what is already there, so it is reversed.
+    """
+    c0, c1 = (np.asarray(c, np.float32) for c in contrast)
+    d = c1 - c0
+    if not np.dot(d, d) > 0:
+        return np.ones(len(images), np.float32)
+    offset = region_colors(images, masks) - c0
+    t = offset @ d / np.dot(d, d)
+    off_line = np.linalg.norm(offset - t[:, None] * d, axis=1)
+    beyond = (t > 1.0) & (off_line < t * np.linalg.norm(d))
+    return np.where(beyond, np.float32(-1), np.float32(1))
+
+
 # ------------------------------------------------------------------------------- edits
 
 @dataclasses.dataclass
@@ -136,7 +169,9 @@ class Edit:
 
     mask None means the whole map. `locator` names a locator of the recipe that moves the mask
     onto the located part of each image; `anchor` (y, x as fractions) is where that part was
-    when the mask was painted (see locate.place_mask).
+    when the mask was painted (see locate.place_mask). `contrast` (colour WITHOUT, colour WITH:
+    the examples' mean RGB in [-1, 1] inside the region) reverses the edit on images that already
+    have the WITH colour there (module docstring, "Contrast").
     """
     layer: str
     channels: Dict[int, float]
@@ -146,6 +181,7 @@ class Edit:
     enabled: bool = True
     locator: Optional[str] = None
     anchor: Optional[Tuple[float, float]] = None
+    contrast: Optional[Tuple[Tuple[float, float, float], Tuple[float, float, float]]] = None
 
     def check(self, layer_info) -> "Edit":
         """Raises ValueError when the edit does not fit the layer (channels, mask shape)."""
@@ -158,6 +194,10 @@ class Edit:
             if tuple(shape) != (layer_info.height, layer_info.width) or np.ndim(self.mask) not in (2, 3):
                 raise ValueError(f"mask of edit {self.name!r} is {list(np.shape(self.mask))}, layer "
                                  f"{self.layer} needs [{layer_info.height}, {layer_info.width}]")
+        if self.contrast is not None and (np.shape(self.contrast) != (2, 3)
+                                          or not np.all(np.isfinite(self.contrast))):
+            raise ValueError(f"contrast of edit {self.name!r} must be two finite RGB colours "
+                             f"[[r, g, b], [r, g, b]] (WITHOUT, WITH)")
         return self
 
     def delta(self, layer_info, mask: Optional[np.ndarray] = None) -> np.ndarray:

@@ -15,7 +15,7 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 
-from stylegan_jax.explore.edits import Edit
+from stylegan_jax.explore.edits import Edit, region_colors
 
 
 def _single(features) -> np.ndarray:
@@ -59,13 +59,17 @@ def rank_channels(features_with, features_without, mask_with, mask_without=None
 
 
 def propose_edit(layer: str, features_with, features_without, mask_with, mask_without=None,
-                 *, top_k: int = 8, region: Optional[np.ndarray] = None, name: str = "") -> Edit:
+                 *, top_k: int = 8, region: Optional[np.ndarray] = None, name: str = "",
+                 images=None) -> Edit:
     """An edit that moves an image without the attribute toward one with it, in the region.
 
     Takes the top_k channels of rank_channels; multipliers are their differences divided by the
     largest one (so the biggest is +-1) and the amount is that largest difference: at amount 1 the
     edited channels' region means change by exactly the examples' difference. The edit's mask is
     `region` (default: mask_without, binarised), where the change is to be applied.
+    images (image WITH, image WITHOUT, each [H, W, 3] in [-1, 1]), when given, record the
+    examples' mean colours inside their masks as the edit's contrast (edits, "Contrast"), so that
+    the edit reverses on images that already have the WITH colour there.
     """
     ranked = rank_channels(features_with, features_without, mask_with, mask_without)[:max(1, top_k)]
     scale = abs(ranked[0][1])
@@ -74,7 +78,15 @@ def propose_edit(layer: str, features_with, features_without, mask_with, mask_wi
                          "that differ there")
     region = (mask_with if mask_without is None else mask_without) if region is None else region
     mask = (np.abs(np.asarray(region, np.float32)) > 0).astype(np.float32)
-    return Edit(layer, {c: d / scale for c, d in ranked}, mask=mask, amount=scale, name=name)
+    contrast = None
+    if images is not None:
+        image_with, image_without = (np.asarray(i, np.float32).reshape(1, *np.shape(i)[-3:])
+                                     for i in images)
+        mask_without = mask_with if mask_without is None else mask_without
+        contrast = (tuple(region_colors(image_without, mask_without)[0].tolist()),
+                    tuple(region_colors(image_with, mask_with)[0].tolist()))
+    return Edit(layer, {c: d / scale for c, d in ranked}, mask=mask, amount=scale, name=name,
+                contrast=contrast)
 
 
 def sort_by_magnitude(features, mask) -> List[Tuple[int, float]]:

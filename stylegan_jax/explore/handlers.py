@@ -229,11 +229,13 @@ class Api:
         mask_a = b.mask("mask_a", info, _REQUIRED)
         mask_b = b.mask("mask_b", info)
         noise = self._noise(b)
-        fa, fb = (self.ex.features(self.latent(b.part(k)), info.name, noise_mode=noise)[0]
-                  for k in ("a", "b"))
-        edit = find.propose_edit(info.name, fa, fb, mask_a, mask_b,
+        renders = [self.ex.synthesize(self.latent(b.part(k)), return_features=True, noise_mode=noise)
+                   for k in ("a", "b")]
+        edit = find.propose_edit(info.name, *(r.features[info.name][0] for r in renders),
+                                 mask_a, mask_b,
                                  top_k=b.number("top_k", 8, lo=1, hi=info.channels, kind=int),
-                                 name=b.text("name", "proposed"))
+                                 name=b.text("name", "proposed"),
+                                 images=[r.images[0] for r in renders])
         return {"edit": Recipe([edit]).to_json()["edits"][0]}
 
     def direction(self, obj):

@@ -6,7 +6,8 @@
                             "offset": [1, 0]}},
      "edits": [{"layer": "16x8_conv1", "channels": "1,3,10-20*0.5", "amount": 2.0,
                 "mask": [[0, 1, ...], ...] or null, "locator": "mouth", "anchor": [0.7, 0.5],
-                "name": "open", "enabled": true}],
+                "name": "open", "enabled": true,
+                "contrast": [[r, g, b], [r, g, b]] or null}],
      "directions": [{"name": "black hair", "vector": [...], "strength": 1.0, "layers": [0, 8]}]}
 
 `Recipe.from_json` checks the structure and types and raises a one-line ValueError naming the bad
@@ -19,7 +20,8 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from stylegan_jax.explore.edits import Edit, edit_deltas, format_channels, parse_channels
+from stylegan_jax.explore.edits import (Edit, contrast_signs, edit_deltas, format_channels,
+                                        parse_channels)
 from stylegan_jax.explore.latent import Direction, apply_directions
 from stylegan_jax.explore.locate import Locator, place_mask
 
@@ -64,7 +66,9 @@ class Recipe:
                            "amount": float(e.amount), "enabled": bool(e.enabled),
                            "mask": None if e.mask is None else _mask_json(e.mask),
                            "locator": e.locator,
-                           "anchor": None if e.anchor is None else [float(a) for a in e.anchor]}
+                           "anchor": None if e.anchor is None else [float(a) for a in e.anchor],
+                           "contrast": None if e.contrast is None
+                           else [[float(v) for v in c] for c in e.contrast]}
                           for e in self.edits],
                 "directions": [d.to_json() for d in self.directions]}
 
@@ -168,7 +172,7 @@ def _channels(value, where) -> Dict[int, float]:
 
 def _edit(spec, where) -> Edit:
     _fields(spec, where, required=("layer", "channels"),
-            optional=("name", "amount", "enabled", "mask", "locator", "anchor"))
+            optional=("name", "amount", "enabled", "mask", "locator", "anchor", "contrast"))
     mask = _mask(spec.get("mask"), f"{where}.mask")
     anchor = spec.get("anchor")
     if anchor is not None:
@@ -176,12 +180,19 @@ def _edit(spec, where) -> Edit:
             raise ValueError(f"recipe field {where}.anchor must be [y, x]")
         anchor = tuple(_number(a, f"{where}.anchor") for a in anchor)
     locator = spec.get("locator")
+    contrast = spec.get("contrast")
+    if contrast is not None:
+        if not (isinstance(contrast, list) and len(contrast) == 2
+                and all(isinstance(c, list) and len(c) == 3 for c in contrast)):
+            raise ValueError(f"recipe field {where}.contrast must be [[r, g, b], [r, g, b]] "
+                             f"(the colours WITHOUT and WITH) or null")
+        contrast = tuple(tuple(_number(v, f"{where}.contrast") for v in c) for c in contrast)
     return Edit(_expect(spec["layer"], str, f"{where}.layer"), _channels(spec["channels"], f"{where}.channels"),
                 mask=mask, amount=_number(spec.get("amount", 1.0), f"{where}.amount"),
                 name=_expect(spec.get("name", ""), str, f"{where}.name"),
                 enabled=_expect(spec.get("enabled", True), bool, f"{where}.enabled"),
                 locator=None if locator is None else _expect(locator, str, f"{where}.locator"),
-                anchor=anchor)
+                anchor=anchor, contrast=contrast)
 
 
 def recipe_deltas(explorer, recipe: Recipe, w, **synthesis_kwargs) -> Dict[str, np.ndarray]:
@@ -193,6 +204,17 @@ def recipe_deltas(explorer, recipe: Recipe, w, **synthesis_kwargs) -> Dict[str, 
         located[name] = locator.locate(features)
     masks = {i: place_mask(e.mask, e.anchor, located[e.locator].centroid)
              for i, e in enumerate(recipe.edits) if e.enabled and e.locator}
+    contrasted = [i for i, e in enumerate(recipe.edits) if e.enabled and e.contrast is not None]
+    if contrasted:  # reversed on images that already have the WITH colour (edits, "Contrast")
+        kwargs = {k: v for k, v in synthesis_kwargs.items() if k != "return_features"}
+        images = explorer.synthesize(w, **kwargs).images
+        for i in contrasted:
+            edit = recipe.edits[i]
+            info = explorer.layer(edit.layer)
+            mask = masks.get(i, edit.mask)
+            mask = np.ones((info.height, info.width), np.float32) if mask is None else mask
+            mask = np.broadcast_to(np.asarray(mask, np.float32), (len(images), info.height, info.width))
+            masks[i] = mask * contrast_signs(edit.contrast, images, mask)[:, None, None]
     return edit_deltas(recipe.edits, explorer, masks)
 
 
