@@ -207,6 +207,9 @@ def test_contrast_reverses_the_edit_only_beyond_the_with_colour():
         images[0][inside] = c0 + t * d + off * normal
         assert contrast_signs((c0, c1), images[:1], mask)[0] == sign, (t, off)
     assert contrast_signs((c0, c0), images, mask).tolist() == [1] * len(ts)  # no difference: no flip
+    empty = np.stack([mask, np.zeros_like(mask)])   # a located mask moved off the map: no edit
+    assert np.isnan(region_colors(images[:2], empty)[1]).all()
+    assert contrast_signs((c0, c1), images[3:5], empty).tolist() == [-1, 1]
 
 
 def test_proposed_edit_records_the_examples_colours_in_their_masks(pair):

@@ -130,14 +130,13 @@ def resize_mask(mask: np.ndarray, shape: Tuple[int, int]) -> np.ndarray:
 
 def region_colors(images, masks) -> np.ndarray:
     """float32 [N, 3]: each image's mean colour weighted by |mask| (masks [h, w] or [N, h, w] at
-    any layer's resolution, resized to the image's)."""
+    any layer's resolution, resized to the image's); NaN where the mask is empty (a located mask
+    moved off the map)."""
     images = np.asarray(images, np.float32)
     weights = np.abs(resize_mask(masks, images.shape[1:3]))
     weights = np.broadcast_to(weights, images.shape[:3])
     total = weights.sum(axis=(1, 2))
-    if np.any(total <= 0):
-        raise ValueError("the edit's region is empty on some image: paint a region first")
-    return np.einsum("nhwc,nhw->nc", images, weights) / total[:, None]
+    return np.einsum("nhwc,nhw->nc", images, weights) / np.where(total > 0, total, np.nan)[:, None]
 
 
 def contrast_signs(contrast, images, masks) -> np.ndarray:
@@ -148,7 +147,7 @@ def contrast_signs(contrast, images, masks) -> np.ndarray:
     strongly, when it lies beyond the WITH example (t > 1) and along the change: within 45 degrees
     of d, i.e. its distance from the line is below t |d|. (Black hair, say, can lie beyond a
     light-blue band's colour on the line from pink hair, but far off that line.) There the edit
-    would paint what is already there, so it is reversed.
+    would paint what is already there, so it is reversed. An empty mask (NaN colour) keeps +1.
     """
     c0, c1 = (np.asarray(c, np.float32) for c in contrast)
     d = c1 - c0
