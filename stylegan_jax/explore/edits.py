@@ -199,18 +199,22 @@ class Edit:
                              f"[[r, g, b], [r, g, b]] (WITHOUT, WITH)")
         return self
 
-    def delta(self, layer_info, mask: Optional[np.ndarray] = None) -> np.ndarray:
-        """float32 [1 or N, h, w, c]: what this tab adds (mask overrides self.mask, e.g. placed)."""
-        self.check(layer_info)
+    def effective_mask(self, layer_info, mask: Optional[np.ndarray] = None) -> np.ndarray:
+        """float32 [1 or N, h, w]: where this tab acts (mask overrides self.mask, e.g. placed;
+        no mask at all is the whole map)."""
         mask = self.mask if mask is None else mask
-        weights = np.zeros(layer_info.channels, np.float32)
-        for c, m in self.channels.items():
-            weights[c] = m
         if mask is None:
             mask = np.ones((layer_info.height, layer_info.width), np.float32)
         mask = np.asarray(mask, np.float32)
-        mask = mask[None] if mask.ndim == 2 else mask
-        return np.float32(self.amount) * mask[..., None] * weights
+        return mask[None] if mask.ndim == 2 else mask
+
+    def delta(self, layer_info, mask: Optional[np.ndarray] = None) -> np.ndarray:
+        """float32 [1 or N, h, w, c]: what this tab adds (mask overrides self.mask, e.g. placed)."""
+        self.check(layer_info)
+        weights = np.zeros(layer_info.channels, np.float32)
+        for c, m in self.channels.items():
+            weights[c] = m
+        return np.float32(self.amount) * self.effective_mask(layer_info, mask)[..., None] * weights
 
     def with_amount(self, amount: float) -> "Edit":
         """A copy with another amount (for sliders and sweeps)."""

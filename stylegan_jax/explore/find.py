@@ -71,18 +71,18 @@ def propose_edit(layer: str, features_with, features_without, mask_with, mask_wi
     examples' mean colours inside their masks as the edit's contrast (edits, "Contrast"), so that
     the edit reverses on images that already have the WITH colour there.
     """
+    mask_without = mask_with if mask_without is None else mask_without
     ranked = rank_channels(features_with, features_without, mask_with, mask_without)[:max(1, top_k)]
     scale = abs(ranked[0][1])
     if scale == 0:
         raise ValueError("the two examples do not differ in the selected region: pick examples "
                          "that differ there")
-    region = (mask_with if mask_without is None else mask_without) if region is None else region
+    region = mask_without if region is None else region
     mask = (np.abs(np.asarray(region, np.float32)) > 0).astype(np.float32)
     contrast = None
     if images is not None:
         image_with, image_without = (np.asarray(i, np.float32).reshape(1, *np.shape(i)[-3:])
                                      for i in images)
-        mask_without = mask_with if mask_without is None else mask_without
         contrast = (tuple(region_colors(image_without, mask_without)[0].tolist()),
                     tuple(region_colors(image_with, mask_with)[0].tolist()))
     return Edit(layer, {c: d / scale for c, d in ranked}, mask=mask, amount=scale, name=name,

@@ -210,10 +210,7 @@ def recipe_deltas(explorer, recipe: Recipe, w, **synthesis_kwargs) -> Dict[str, 
         images = explorer.synthesize(w, **kwargs).images
         for i in contrasted:
             edit = recipe.edits[i]
-            info = explorer.layer(edit.layer)
-            mask = masks.get(i, edit.mask)
-            mask = np.ones((info.height, info.width), np.float32) if mask is None else mask
-            mask = np.broadcast_to(np.asarray(mask, np.float32), (len(images), info.height, info.width))
+            mask = edit.effective_mask(explorer.layer(edit.layer), masks.get(i))
             masks[i] = mask * contrast_signs(edit.contrast, images, mask)[:, None, None]
     return edit_deltas(recipe.edits, explorer, masks)
 
