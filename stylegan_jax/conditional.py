@@ -7,7 +7,11 @@ uses them (networks.CONDITIONING_MODES):
 
 * "switch" (official StyleGAN): one D output per label column, the label selects it.
 * "projection" (Miyato & Koyama, arXiv 1802.05637): score += <V y, phi(x)>; the logistic loss is
-  unchanged, the conditioning lives in D (networks.projection_scores).
+  unchanged, the conditioning lives in D (networks.projection_scores). Optionally (with the label
+  switch too) D is matching-aware (Reed et al., arXiv 1605.05396 section 3.1): real images scored
+  with one attribute's label changed count as fakes (`mismatched_labels`, `mismatch_loss`,
+  config.loss.mismatch_weight), so D learns to check labels on real images, not only on G's
+  mistakes.
 * "acgan" (Odena et al., arXiv 1610.09585 section 3): D also classifies. D minimizes the
   classification loss on the *real* images (the paper also trains it on fakes; with fakes that are
   still noise early in progressive growing that only teaches the head to label noise), and G
@@ -19,9 +23,13 @@ difference), or independent sigmoid cross-entropy per label column ("sigmoid", t
 formulation). Each attribute's loss is averaged over the examples where it is specified, then the
 attributes' losses are summed, so every attribute weighs the same however often it is labelled.
 
-Labels for G during training are those of the real minibatch (the data's joint label distribution,
-as the official loop draws dataset labels); `sample_labels` draws uniform per-attribute labels, e.g.
-for evaluation grids.
+Labels for G during training (`fake_labels`): by default those of the real minibatch (the data's
+joint label distribution, as the official loop draws dataset labels); "uniform" asks G for
+`sample_labels` instead (every class of every attribute equally often, independently), so rare
+classes get as much practice as common ones. The optimal D's log density ratio then gains a term
+log p_data(y) / p_fake(y) that does not depend on the image, so for each label the direction G is
+pushed in is unchanged (only its non-saturating weight changes). `sample_labels` also draws
+evaluation requests.
 """
 from typing import Optional, Tuple
 
@@ -33,6 +41,7 @@ from stylegan_jax.data.labels import LabelSpec
 from stylegan_jax.networks import CONDITIONING_MODES, Generator
 
 ACGAN_LOSSES = ("softmax", "sigmoid")
+FAKE_LABELS = ("data", "uniform")  # what G is asked for in training (see the module docstring)
 # (attribute name, first column, number of classes) per attribute, in label-vector order.
 Groups = Tuple[Tuple[str, int, int], ...]
 
@@ -57,6 +66,44 @@ def check_conditioning(conditioning: str, acgan_loss: str = "softmax"):
         raise ValueError(f"unknown conditioning {conditioning!r}: choose one of {', '.join(CONDITIONING_MODES)}")
     if acgan_loss not in ACGAN_LOSSES:
         raise ValueError(f"unknown ACGAN loss {acgan_loss!r}: choose one of {', '.join(ACGAN_LOSSES)}")
+
+
+def fake_labels(mode: str, rng, real_labels, groups: Groups):
+    """The labels G is asked for in a training step: the real batch's ("data") or uniformly drawn
+    ones ("uniform", see sample_labels); real_labels [N, dim]."""
+    if mode not in FAKE_LABELS:
+        raise ValueError(f"unknown loss.fake_labels {mode!r}: choose one of {', '.join(FAKE_LABELS)}")
+    if mode == "data":
+        return real_labels
+    return sample_labels(rng, groups, real_labels.shape[0]).astype(real_labels.dtype)
+
+
+def mismatched_labels(rng, labels, groups: Groups):
+    """Each row of labels [N, dim] with one attribute changed to a different class.
+
+    The attribute is drawn uniformly per row, the new class uniformly among the others; a row
+    whose drawn attribute is unspecified (zero block) is left as it was. Used as the matching-aware
+    discriminator's wrong labels for real images (Reed et al., arXiv 1605.05396 section 3.1).
+    """
+    k_attr, k_class = jax.random.split(rng)
+    batch = labels.shape[0]
+    chosen = jax.random.randint(k_attr, (batch,), 0, len(groups))
+    shifts = jax.random.uniform(k_class, (batch,))
+    blocks = []
+    for g, (_, offset, k) in enumerate(groups):
+        block = labels[:, offset:offset + k]
+        shift = 1 + jnp.floor(shifts * (k - 1)).astype(jnp.int32)  # 1 .. k-1: never the same class
+        moved = jax.nn.one_hot((jnp.argmax(block, axis=1) + shift) % k, k, dtype=labels.dtype)
+        change = (chosen == g) & (jnp.sum(block, axis=1) > 0)
+        blocks.append(jnp.where(change[:, None], moved, block))
+    return jnp.concatenate(blocks, axis=1)
+
+
+def mismatch_loss(mismatched_scores, weight: float = 1.0):
+    """Matching-aware D term: real images scored with wrong labels count as fakes,
+    weight * mean softplus(D(x, y_wrong)). It trains D's use of the labels on real images, the
+    signal projection and the label switch otherwise get only from G's mistakes."""
+    return weight * jnp.mean(jax.nn.softplus(mismatched_scores))
 
 
 def check_labels(labels, spec: LabelSpec) -> np.ndarray:

@@ -197,6 +197,46 @@ def test_sample_labels_are_one_hot_per_attribute_and_uniform():
         assert np.all(np.abs(frequencies - 1 / k) < 4 * np.sqrt((1 / k) * (1 - 1 / k) / 6000)), (name, frequencies)
 
 
+def test_fake_labels_are_the_real_batch_or_uniform_draws():
+    groups = conditional.attribute_groups(LABEL_SPEC)
+    real = np.tile(LABEL_SPEC.encode({"hair_color": "black", "eye_color": "blue", "mouth_open": 0,
+                                      "hairband": 0}), (4000, 1))
+    np.testing.assert_array_equal(conditional.fake_labels("data", jax.random.key(0), real, groups), real)
+    drawn = np.asarray(conditional.fake_labels("uniform", jax.random.key(0), real, groups))
+    assert drawn.shape == real.shape and drawn.dtype == real.dtype
+    for name, offset, k in groups:  # every class requested about 1/k of the time, whatever the batch
+        block = drawn[:, offset:offset + k]
+        np.testing.assert_array_equal(block.sum(1), 1)
+        assert np.all(np.abs(block.mean(0) - 1 / k) < 4 * np.sqrt((1 / k) * (1 - 1 / k) / 4000)), name
+    with pytest.raises(ValueError, match="unknown loss.fake_labels 'balanced': choose one of data, uniform"):
+        conditional.fake_labels("balanced", jax.random.key(0), real, groups)
+
+
+def test_mismatched_labels_change_one_specified_attribute_to_another_class():
+    groups = conditional.attribute_groups(LABEL_SPEC)
+    n = 6000
+    labels = np.array(conditional.sample_labels(jax.random.key(3), groups, n))  # writable
+    labels[:n // 2, 0:6] = 0  # hair colour unspecified in the first half
+    wrong = np.asarray(conditional.mismatched_labels(jax.random.key(4), labels, groups))
+    changed = np.stack([np.any(wrong[:, o:o + k] != labels[:, o:o + k], axis=1) for _, o, k in groups], 1)
+    assert changed.sum(1).max() == 1
+    # A row changes unless the attribute drawn for it is unspecified (hair, 1 in 4, first half).
+    np.testing.assert_allclose(changed[n // 2:].sum(1).mean(), 1.0)
+    assert abs(changed[:n // 2].sum(1).mean() - 0.75) < 4 * np.sqrt(0.75 * 0.25 / (n // 2))
+    assert not changed[:n // 2, 0].any()
+    for g, (name, o, k) in enumerate(groups):
+        rows = changed[:, g]
+        before, after = labels[rows, o:o + k].argmax(1), wrong[rows, o:o + k]
+        np.testing.assert_array_equal(after.sum(1), 1)
+        assert np.all(after.argmax(1) != before), name
+        expected_rate = 0.25 * (0.5 if name == "hair_color" else 1.0)  # attribute drawn 1 in 4
+        assert abs(rows.mean() - expected_rate) < 4 * np.sqrt(expected_rate * (1 - expected_rate) / n), name
+        if k > 2:  # the new class is uniform among the k - 1 others
+            offsets = (after.argmax(1) - before) % k
+            counts = np.bincount(offsets, minlength=k)[1:] / rows.sum()
+            assert np.all(np.abs(counts - 1 / (k - 1)) < 4 * np.sqrt((1 / (k - 1)) / rows.sum())), name
+
+
 def test_class_w_avg_tracks_each_class_and_truncates_to_its_centre():
     rng = np.random.default_rng(4)
     labels = tiny_labels(LABEL_SPEC, 5, rng)

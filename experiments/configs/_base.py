@@ -88,6 +88,11 @@ def get_base_config() -> ml_collections.ConfigDict:
     config.loss.style_mixing_prob = 0.9          # mixing regularization (StyleGAN section 3.1)
     config.loss.g_ema_half_life_kimg = 10.0      # half-life of the generator weight average
     config.loss.w_avg_beta = 0.995               # decay of the tracked average w (truncation)
+    config.loss.fake_labels = "data"             # conditional: labels G is asked for in training,
+                                                 # the real batch's ("data", official) or "uniform"
+    config.loss.mismatch_weight = 0.0            # projection / switch: weight of reals with one
+                                                 # attribute's label changed scored as fakes
+                                                 # (matching-aware D, arXiv 1605.05396; 0 = off)
     config.loss.acgan_loss = "softmax"           # ACGAN classifier loss: "softmax" per attribute
                                                  # or "sigmoid" per label column
     config.loss.acgan_d_weight = 1.0             # ACGAN: weight of D classifying the reals

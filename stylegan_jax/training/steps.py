@@ -48,27 +48,36 @@ def train_step(state: TrainState, batch: Dict[str, jax.Array], alpha, g_lr, d_lr
     """One D step and one G step on the global batch. Returns (new state, metrics).
 
     stage and apply_r1 are static; alpha and the learning rates are traced scalars. G is asked for
-    the labels of the real batch; label_groups (conditional.attribute_groups of the data's
-    LabelSpec) lays out the ACGAN losses when D.conditioning is "acgan".
+    the labels of the real batch, or uniform ones (config.loss.fake_labels); label_groups
+    (conditional.attribute_groups of the data's LabelSpec) lays out those and the ACGAN losses.
     """
     tx = make_optimizer(config)
     loss_cfg = config.loss
     batch_size = batch["image"].shape[0]
-    labels = batch["label"] if G.label_size else None
     acgan = D.label_size > 0 and D.conditioning == "acgan"
-    k_d, k_g = jax.random.split(jax.random.fold_in(state.rng, state.step))
+    mismatch = D.label_size > 0 and loss_cfg.mismatch_weight > 0
+    if mismatch and D.conditioning not in ("projection", "switch"):
+        raise ValueError(f"loss.mismatch_weight needs a D that scores labels (conditioning projection "
+                         f"or switch), not {D.conditioning!r}: set it to 0")
+    step_key = jax.random.fold_in(state.rng, state.step)
+    k_d, k_g = jax.random.split(step_key)
+    # Drawn apart, so k_d and k_g stay what they were before these options existed.
+    k_labels, k_mismatch = jax.random.fold_in(step_key, 1), jax.random.fold_in(step_key, 2)
+    real_labels = batch["label"] if G.label_size else None
+    labels = None if real_labels is None else conditional.fake_labels(  # what G is asked for
+        loss_cfg.fake_labels, k_labels, real_labels, label_groups)
     gen = functools.partial(generate, G, labels=labels, batch_size=batch_size, stage=stage,
                             alpha=alpha, mixing_prob=loss_cfg.style_mixing_prob)
 
-    def d_outputs(d_params, images):
-        """(scores, ACGAN class logits or None) of D on images requested with `labels`."""
+    def d_outputs(d_params, images, labels):
+        """(scores, ACGAN class logits or None) of D on images with `labels`."""
         out = D.apply({"params": d_params}, images, labels, stage=stage, alpha=alpha)
         return out if acgan else (out, None)
 
-    def d_scores(d_params, images):
-        return d_outputs(d_params, images)[0]
+    def d_scores(d_params, images, labels):
+        return d_outputs(d_params, images, labels)[0]
 
-    def acgan_loss(loss_fn, logits, weight):
+    def acgan_loss(loss_fn, logits, labels, weight):
         return loss_fn(logits, labels, label_groups, weight, loss_cfg.acgan_loss)
 
     # Discriminator.
@@ -76,16 +85,23 @@ def train_step(state: TrainState, batch: Dict[str, jax.Array], alpha, g_lr, d_lr
     reals = fade_reals(batch["image"].astype(jnp.float32), alpha)
 
     def d_loss_fn(d_params):
-        (real_scores, real_logits), fake_scores = d_outputs(d_params, reals), d_scores(d_params, fakes)
+        real_scores, real_logits = d_outputs(d_params, reals, real_labels)
+        fake_scores = d_scores(d_params, fakes, labels)
         loss = losses.d_logistic_loss(real_scores, fake_scores)
         r1 = jnp.zeros((), jnp.float32)
         if apply_r1 and loss_cfg.r1_gamma > 0:  # lazy R1: every r1_interval steps, k times heavier
-            r1 = losses.r1_penalty(functools.partial(d_scores, d_params), reals,
+            r1 = losses.r1_penalty(lambda x: d_scores(d_params, x, real_labels), reals,
                                    loss_cfg.r1_gamma * loss_cfg.r1_interval)
         aux = dict(d_loss=loss, r1_penalty=r1, real_score=jnp.mean(real_scores),
                    fake_score=jnp.mean(fake_scores))
+        if mismatch:  # matching-aware D: reals with a wrong label count as fakes
+            wrong = conditional.mismatched_labels(k_mismatch, real_labels, label_groups)
+            aux["d_mismatch"] = conditional.mismatch_loss(d_scores(d_params, reals, wrong),
+                                                          loss_cfg.mismatch_weight)
+            loss = loss + aux["d_mismatch"]
         if acgan:  # ACGAN: D also learns to classify the reals (stylegan_jax/conditional.py)
-            aux["d_acgan"] = acgan_loss(conditional.acgan_d_loss, real_logits, loss_cfg.acgan_d_weight)
+            aux["d_acgan"] = acgan_loss(conditional.acgan_d_loss, real_logits, real_labels,
+                                        loss_cfg.acgan_d_weight)
             loss = loss + aux["d_acgan"]
         return loss + r1, aux
 
@@ -97,10 +113,10 @@ def train_step(state: TrainState, batch: Dict[str, jax.Array], alpha, g_lr, d_lr
     # Generator, against the updated discriminator.
     def g_loss_fn(g_params):
         images, w = gen(g_params, k_g)
-        scores, logits = d_outputs(d_params, images)
+        scores, logits = d_outputs(d_params, images, labels)
         aux = dict(g_loss=losses.g_nonsaturating_loss(scores))
         if acgan:  # ACGAN: G is rewarded when D's classifier recognizes the requested labels
-            aux["g_acgan"] = acgan_loss(conditional.acgan_g_loss, logits, loss_cfg.acgan_g_weight)
+            aux["g_acgan"] = acgan_loss(conditional.acgan_g_loss, logits, labels, loss_cfg.acgan_g_weight)
         return sum(aux.values()), (w, aux)
 
     (_, (w, g_metrics)), g_grads = jax.value_and_grad(g_loss_fn, has_aux=True)(state.g_params)
