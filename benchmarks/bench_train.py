@@ -3,6 +3,7 @@
     python -m benchmarks.bench_train                          # demo + paper-size at 32, 64, 128
     python -m benchmarks.bench_train --cases=paper@32x32 --batch=16 --repeats=5
     python -m benchmarks.bench_train --dtype=bfloat16         # mixed precision (GPU/TPU)
+    python -m benchmarks.bench_train --cases=demo_projection,demo_projection_plain,demo_acgan
 
 A step is what training runs: one D step with R1 (grad of grad through the blur) and one G step
 with style mixing, Adam updates and the generator average (stylegan_jax/training/steps.py),
@@ -17,7 +18,9 @@ jit-compiled as the loop compiles it, on random data. For each case:
   - memory per image from XLA's memory analysis (temporaries + outputs + arguments) / batch.
 Cases: "demo" is experiments/configs/demo.py at its last stage (64x32); "paper@RES" is the
 paper's network (fmap_base 8192, fmap_max 512, 512-d latents; experiments/configs/ffhq.py) grown
-to RES, fully faded in. Prints a table and one JSON line.
+to RES, fully faded in. The conditional demos take the synthetic portraits' labels (uniform
+random): "demo_acgan", "demo_projection" (with its matching-aware term, one more D pass on the
+reals) and "demo_projection_plain" (without it). Prints a table and one JSON line.
 """
 import argparse
 import functools
@@ -30,12 +33,16 @@ import ml_collections
 import numpy as np
 
 from benchmarks.timing import median_seconds
-from experiments.configs import demo, ffhq
+from experiments.configs import demo, demo_acgan, demo_projection, ffhq
+from stylegan_jax import conditional
+from stylegan_jax.data.synthetic_portraits import LABEL_SPEC
 from stylegan_jax.networks import stage_shape
 from stylegan_jax.training import parallel, state as state_lib
 from stylegan_jax.training.steps import generate, make_train_step
 
 DEFAULT_CASES = "demo,paper@32x32,paper@64x64,paper@128x128"
+CONDITIONAL_CASES = {"demo_acgan": demo_acgan.get_config, "demo_projection": demo_projection.get_config,
+                     "demo_projection_plain": demo_projection.get_config}
 
 
 def matmul_peak_flops(n: int = 4096, repeats: int = 10, dtype=jnp.float32) -> float:
@@ -71,9 +78,11 @@ def conv_fraction_of_peak(peak: float, batch: int, size: int, channels: int, rep
 
 
 def case_config(case: str, dtype: str):
-    """(config, stage) for 'demo' or 'paper@HxW'."""
-    if case == "demo":
-        config = demo.get_config()
+    """(config, stage) for 'demo', a conditional demo (CONDITIONAL_CASES) or 'paper@HxW'."""
+    if case == "demo" or case in CONDITIONAL_CASES:
+        config = CONDITIONAL_CASES.get(case, demo.get_config)()
+        if case == "demo_projection_plain":
+            config.loss.mismatch_weight = 0.0
         stage = config.model.num_stages - 1
     elif case.startswith("paper@"):
         config = ffhq.get_config()
@@ -85,7 +94,8 @@ def case_config(case: str, dtype: str):
         stage = stages[0]
         config.model.num_stages = stage + 1  # channel counts depend on the stage, not on this
     else:
-        raise ValueError(f"unknown case {case!r}: use 'demo' or 'paper@HxW' (e.g. paper@64x64)")
+        raise ValueError(f"unknown case {case!r}: use 'demo', {', '.join(CONDITIONAL_CASES)} or "
+                         "'paper@HxW' (e.g. paper@64x64)")
     config.model.dtype = dtype
     config.fast_compile = False
     return config, stage
@@ -144,17 +154,21 @@ def run_case(case: str, batch_size: int, repeats: int, dtype: str, peak: float,
              with_passes: bool, count_only: bool = False) -> dict:
     config, stage = case_config(case, dtype)
     frozen = ml_collections.FrozenConfigDict(config)
-    G, D = state_lib.build_networks(frozen)
+    spec = LABEL_SPEC if config.data.use_labels else None
+    groups = conditional.attribute_groups(spec) if spec else ()
+    G, D = state_lib.build_networks(frozen, conditional.label_size(spec))
     mesh = parallel.make_mesh()
     repl = parallel.replicated(mesh)
     state = jax.jit(functools.partial(state_lib.init_train_state, G, D, frozen),
                     out_shardings=repl)()
     height, width = stage_shape(G.base_shape, stage)
     rng = np.random.default_rng(0)
+    labels = (np.asarray(conditional.sample_labels(jax.random.key(0), groups, batch_size)) if spec
+              else np.zeros((batch_size, 0), np.float32))
     batch = parallel.global_batch({
         "image": rng.uniform(-1, 1, (batch_size, height, width, 3)).astype(np.float32),
-        "label": np.zeros((batch_size, 0), np.float32)}, mesh)
-    step = make_train_step(G, D, frozen, repl)
+        "label": labels}, mesh)
+    step = make_train_step(G, D, frozen, repl, groups)
     args = (state, batch, jnp.float32(1.0), jnp.float32(1e-3), jnp.float32(1e-3))
     start = time.perf_counter()
     lowered = step.lower(*args, stage=stage, apply_r1=True)
@@ -178,7 +192,7 @@ def run_case(case: str, batch_size: int, repeats: int, dtype: str, peak: float,
               "gflop_per_step": flops / 1e9, "achieved_gflops": flops / step_s / 1e9,
               "fraction_of_peak": flops / step_s / peak,
               "memory_mb_per_image": _memory_bytes(compiled) / batch_size / 2 ** 20}
-    if with_passes:
+    if with_passes and not spec:  # the passes are counted for unconditional networks
         result["gflop_per_pass"] = {k: v / 1e9 for k, v in pass_flops(
             G, D, holder["state"], batch, stage, frozen).items()}
     return result
@@ -186,7 +200,8 @@ def run_case(case: str, batch_size: int, repeats: int, dtype: str, peak: float,
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cases", default=DEFAULT_CASES, help="comma-separated: demo, paper@HxW")
+    parser.add_argument("--cases", default=DEFAULT_CASES,
+                        help=f"comma-separated: demo, {', '.join(CONDITIONAL_CASES)}, paper@HxW")
     parser.add_argument("--batch", type=int, default=16, help="images per step")
     parser.add_argument("--repeats", type=int, default=5, help="timed steps per case")
     parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
@@ -203,7 +218,7 @@ def main(argv=None):
                             with_passes=False, count_only=True)
                    for c in args.cases.split(",") if c.strip()]
         for r in results:
-            print(f"{r['case']:<15}{r['resolution']:>9}{r['batch']:>6}{r['dtype']:>10}"
+            print(f"{r['case']:<22}{r['resolution']:>9}{r['batch']:>6}{r['dtype']:>10}"
                   f"{r['gflop_per_step']:>11.2f} GFLOP/step")
         print(json.dumps({"benchmark": "train_step_flops", "results": results}))
         return
@@ -218,13 +233,13 @@ def main(argv=None):
         print(f"one 3x3 conv {channels}->{channels} at {size}x{size}, batch {args.batch}: "
               + ", ".join(f"{k} {100 * v:.0f}% of peak" for k, v in conv.items()))
     results = []
-    header = (f"{'case':<15}{'res':>9}{'batch':>6}{'compile s':>10}{'step ms':>10}{'img/s':>8}"
+    header = (f"{'case':<22}{'res':>9}{'batch':>6}{'compile s':>10}{'step ms':>10}{'img/s':>8}"
               f"{'GFLOP/step':>11}{'GFLOP/s':>9}{'of peak':>8}{'MB/img':>8}")
     print(header)
     for case in [c.strip() for c in args.cases.split(",") if c.strip()]:
         r = run_case(case, args.batch, args.repeats, args.dtype, peak, args.passes)
         results.append(r)
-        print(f"{r['case']:<15}{r['resolution']:>9}{r['batch']:>6}{r['compile_s']:>10.1f}"
+        print(f"{r['case']:<22}{r['resolution']:>9}{r['batch']:>6}{r['compile_s']:>10.1f}"
               f"{r['step_ms']:>10.1f}{r['images_per_s']:>8.1f}{r['gflop_per_step']:>11.2f}"
               f"{r['achieved_gflops']:>9.1f}{100 * r['fraction_of_peak']:>7.0f}%"
               f"{r['memory_mb_per_image']:>8.1f}", flush=True)

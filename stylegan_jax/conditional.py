@@ -68,42 +68,50 @@ def check_conditioning(conditioning: str, acgan_loss: str = "softmax"):
         raise ValueError(f"unknown ACGAN loss {acgan_loss!r}: choose one of {', '.join(ACGAN_LOSSES)}")
 
 
+def check_fake_labels(mode: str):
+    """Validates config.loss.fake_labels with a one-line error."""
+    if mode not in FAKE_LABELS:
+        raise ValueError(f"unknown loss.fake_labels {mode!r}: choose one of {', '.join(FAKE_LABELS)}")
+
+
 def fake_labels(mode: str, rng, real_labels, groups: Groups):
     """The labels G is asked for in a training step: the real batch's ("data") or uniformly drawn
     ones ("uniform", see sample_labels); real_labels [N, dim]."""
-    if mode not in FAKE_LABELS:
-        raise ValueError(f"unknown loss.fake_labels {mode!r}: choose one of {', '.join(FAKE_LABELS)}")
+    check_fake_labels(mode)
     if mode == "data":
         return real_labels
     return sample_labels(rng, groups, real_labels.shape[0]).astype(real_labels.dtype)
 
 
 def mismatched_labels(rng, labels, groups: Groups):
-    """Each row of labels [N, dim] with one attribute changed to a different class.
+    """Wrong labels for the matching-aware D (Reed et al., arXiv 1605.05396 section 3.1).
 
-    The attribute is drawn uniformly per row, the new class uniformly among the others; a row
-    whose drawn attribute is unspecified (zero block) is left as it was. Used as the matching-aware
-    discriminator's wrong labels for real images (Reed et al., arXiv 1605.05396 section 3.1).
+    Returns (wrong [N, dim], changed [N] bool): each row of labels [N, dim] with one of its
+    specified attributes, drawn uniformly, moved to another class, drawn uniformly among the rest.
+    A row with no attribute specified stays as it is, and changed is False there.
     """
     k_attr, k_class = jax.random.split(rng)
     batch = labels.shape[0]
-    chosen = jax.random.randint(k_attr, (batch,), 0, len(groups))
+    specified = jnp.stack([jnp.sum(labels[:, o:o + k], axis=1) > 0 for _, o, k in groups], axis=1)
+    chosen = jnp.argmax(jnp.where(specified, jax.random.uniform(k_attr, specified.shape), -1.0), axis=1)
     shifts = jax.random.uniform(k_class, (batch,))
     blocks = []
     for g, (_, offset, k) in enumerate(groups):
         block = labels[:, offset:offset + k]
         shift = 1 + jnp.floor(shifts * (k - 1)).astype(jnp.int32)  # 1 .. k-1: never the same class
         moved = jax.nn.one_hot((jnp.argmax(block, axis=1) + shift) % k, k, dtype=labels.dtype)
-        change = (chosen == g) & (jnp.sum(block, axis=1) > 0)
-        blocks.append(jnp.where(change[:, None], moved, block))
-    return jnp.concatenate(blocks, axis=1)
+        blocks.append(jnp.where(((chosen == g) & specified[:, g])[:, None], moved, block))
+    return jnp.concatenate(blocks, axis=1), jnp.any(specified, axis=1)
 
 
-def mismatch_loss(mismatched_scores, weight: float = 1.0):
+def mismatch_loss(mismatched_scores, changed, weight: float = 1.0):
     """Matching-aware D term: real images scored with wrong labels count as fakes,
-    weight * mean softplus(D(x, y_wrong)). It trains D's use of the labels on real images, the
-    signal projection and the label switch otherwise get only from G's mistakes."""
-    return weight * jnp.mean(jax.nn.softplus(mismatched_scores))
+    weight * mean of softplus(D(x, y_wrong)) over the rows whose label was changed. It trains D's
+    use of the labels on real images, the signal projection and the label switch otherwise get
+    only from G's mistakes."""
+    changed = changed.astype(mismatched_scores.dtype)
+    total = jnp.sum(jax.nn.softplus(mismatched_scores) * changed)
+    return weight * total / jnp.maximum(jnp.sum(changed), 1.0)
 
 
 def check_labels(labels, spec: LabelSpec) -> np.ndarray:

@@ -48,3 +48,23 @@ def test_count_only_counts_the_step_without_compiling_and_scales_with_the_batch(
     small, large = (r["results"][0]["gflop_per_step"] for r in lines)
     assert np.isfinite(small) and small > 0
     assert 1.9 < large / small <= 2.0
+
+
+def test_the_matching_aware_term_costs_one_more_d_pass_on_the_reals(capsys):
+    # demo_projection's step scores the reals a second time (with wrong labels) and back-propagates
+    # through it: the extra FLOPs are one D forward + backward on the batch, which pass_flops
+    # counts for the unconditional demo's D (the same trunk; the projection adds one small matmul).
+    bench_train.main(["--cases=demo_projection,demo_projection_plain,demo_acgan", "--batch=4", "--count_only"])
+    results = json.loads(capsys.readouterr().out.splitlines()[-1])["results"]
+    matching, plain, acgan = (r["gflop_per_step"] for r in results)
+    config, stage = bench_train.case_config("demo", "float32")
+    import ml_collections  # pylint: disable=import-outside-toplevel
+    from stylegan_jax.training import state as state_lib  # pylint: disable=import-outside-toplevel
+    frozen = ml_collections.FrozenConfigDict(config)
+    G, D = state_lib.build_networks(frozen)
+    state = jax.eval_shape(lambda: state_lib.init_train_state(G, D, frozen))
+    state = jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), state)
+    batch = {"image": jnp.zeros((4, 64, 32, 3), jnp.float32)}
+    d_pass = bench_train.pass_flops(G, D, state, batch, stage, frozen)["D fwd+bwd"] / 1e9
+    assert 0.9 < (matching - plain) / d_pass < 1.25
+    assert abs(acgan - plain) / plain < 0.02  # the same step but for the heads

@@ -214,27 +214,35 @@ def test_fake_labels_are_the_real_batch_or_uniform_draws():
 
 def test_mismatched_labels_change_one_specified_attribute_to_another_class():
     groups = conditional.attribute_groups(LABEL_SPEC)
-    n = 6000
+    n = 8000
     labels = np.array(conditional.sample_labels(jax.random.key(3), groups, n))  # writable
     labels[:n // 2, 0:6] = 0  # hair colour unspecified in the first half
-    wrong = np.asarray(conditional.mismatched_labels(jax.random.key(4), labels, groups))
+    labels[-1] = 0            # nothing specified in the last row
+    wrong, changed_rows = (np.asarray(x) for x in conditional.mismatched_labels(jax.random.key(4), labels, groups))
     changed = np.stack([np.any(wrong[:, o:o + k] != labels[:, o:o + k], axis=1) for _, o, k in groups], 1)
-    assert changed.sum(1).max() == 1
-    # A row changes unless the attribute drawn for it is unspecified (hair, 1 in 4, first half).
-    np.testing.assert_allclose(changed[n // 2:].sum(1).mean(), 1.0)
-    assert abs(changed[:n // 2].sum(1).mean() - 0.75) < 4 * np.sqrt(0.75 * 0.25 / (n // 2))
-    assert not changed[:n // 2, 0].any()
+    np.testing.assert_array_equal(changed.sum(1), np.arange(n) != n - 1)  # one attribute per row
+    np.testing.assert_array_equal(changed_rows, np.arange(n) != n - 1)
+    np.testing.assert_array_equal(wrong[-1], 0)
+    assert not changed[:n // 2, 0].any()  # an unspecified attribute is never the one changed
     for g, (name, o, k) in enumerate(groups):
+        for rows, expected_rate in ((slice(0, n // 2), 0.0 if g == 0 else 1 / 3), (slice(n // 2, n - 1), 1 / 4)):
+            rate = changed[rows, g].mean()  # the changed attribute: uniform among the specified
+            assert abs(rate - expected_rate) < 4 * np.sqrt(expected_rate * (1 - expected_rate) / (n // 2)) + 1e-9, name
         rows = changed[:, g]
         before, after = labels[rows, o:o + k].argmax(1), wrong[rows, o:o + k]
         np.testing.assert_array_equal(after.sum(1), 1)
         assert np.all(after.argmax(1) != before), name
-        expected_rate = 0.25 * (0.5 if name == "hair_color" else 1.0)  # attribute drawn 1 in 4
-        assert abs(rows.mean() - expected_rate) < 4 * np.sqrt(expected_rate * (1 - expected_rate) / n), name
         if k > 2:  # the new class is uniform among the k - 1 others
-            offsets = (after.argmax(1) - before) % k
-            counts = np.bincount(offsets, minlength=k)[1:] / rows.sum()
+            counts = np.bincount((after.argmax(1) - before) % k, minlength=k)[1:] / rows.sum()
             assert np.all(np.abs(counts - 1 / (k - 1)) < 4 * np.sqrt((1 / (k - 1)) / rows.sum())), name
+
+
+def test_mismatch_loss_averages_softplus_over_the_changed_rows():
+    scores = np.array([0.3, -1.2, 2.0, 0.0], np.float32)
+    changed = np.array([True, False, True, True])
+    expected = 0.5 * np.mean(np.log1p(np.exp(scores[changed].astype(np.float64))))
+    assert float(conditional.mismatch_loss(scores, changed, 0.5)) == pytest.approx(expected, rel=1e-6)
+    assert float(conditional.mismatch_loss(scores, np.zeros(4, bool))) == 0.0
 
 
 def test_class_w_avg_tracks_each_class_and_truncates_to_its_centre():

@@ -103,7 +103,8 @@ def test_uniform_fake_labels_are_what_acgan_rewards_g_for():
 def test_matching_aware_term_scores_reals_with_wrong_labels_as_fakes():
     G, D, config, state, new_state, metrics, batch = one_step("projection", "data", 0.5)
     step_key = jax.random.fold_in(state.rng, state.step)
-    wrong = conditional.mismatched_labels(jax.random.fold_in(step_key, 2), batch["label"], GROUPS)
+    wrong, changed = conditional.mismatched_labels(jax.random.fold_in(step_key, 2), batch["label"], GROUPS)
+    assert np.all(changed)  # every synthetic portrait has all its attributes
     scores = np.asarray(D.apply({"params": state.d_params}, batch["image"], wrong, stage=0), np.float64)
     assert float(metrics["d_mismatch"]) == pytest.approx(0.5 * np.mean(np.log1p(np.exp(scores))), rel=1e-4)
     _, _, _, _, plain_state, plain_metrics, _ = one_step("projection")
@@ -116,9 +117,18 @@ def test_matching_aware_term_scores_reals_with_wrong_labels_as_fakes():
     assert not np.allclose(*(np.asarray(s.d_params["8x4_projection"]) for s in second), rtol=1e-3, atol=0)
 
 
-def test_matching_aware_term_needs_a_d_that_scores_labels():
+def test_matching_aware_term_needs_a_d_that_scores_labels_and_the_label_layout():
     with pytest.raises(ValueError, match="mismatch_weight needs a D that scores labels"):
         one_step("acgan", "data", 1.0)
+    G, D, config, state, _, _, batch = one_step("projection", "data", 0.5)
+    trace = lambda config, **kw: jax.eval_shape(functools.partial(
+        steps.train_step, G=G, D=D, config=config, stage=0, apply_r1=False, **kw), state, batch, 1.0, 0.01, 0.01)
+    with pytest.raises(ValueError, match="need the label layout: pass label_groups"):
+        trace(config)
+    typo = ml_collections.ConfigDict(config.to_dict())
+    typo.loss.fake_labels = "balanced"
+    with pytest.raises(ValueError, match="unknown loss.fake_labels 'balanced'"):
+        trace(ml_collections.FrozenConfigDict(typo), label_groups=GROUPS)
 
 
 def test_conditional_checkpoint_restores_with_its_label_spec(tmp_path):
@@ -142,4 +152,6 @@ def test_conditional_configs(name, conditioning):
     config = config_flags.load_config(name)
     base = config_flags.load_config(name.split("_")[0] if name.startswith("demo") else "rect_anime:/data/dan")
     assert config.data.use_labels and config.discriminator.conditioning == conditioning
+    assert config.loss.mismatch_weight == (1.0 if conditioning == "projection" else 0.0)
+    assert base.loss.mismatch_weight == 0.0 and config.loss.fake_labels == "data"
     assert config.schedule == base.schedule and config.data.source == base.data.source

@@ -5,7 +5,8 @@
 The rect_anime model and schedule on a Danbooru portrait set prepared with tag labels
 (experiments/prepare_danbooru.py: gender, hair colour, eye colour, open mouth, hairband; each an
 attribute block of the LabelSpec, unmatched tags leave a block unspecified, which the losses skip).
-D is conditioned by projection.
+D is conditioned by projection and matching-aware (loss.mismatch_weight = 1: reals with one
+specified attribute's label changed count as fakes).
 """
 from experiments.configs import _conditional, rect_anime
 

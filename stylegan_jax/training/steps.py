@@ -55,10 +55,14 @@ def train_step(state: TrainState, batch: Dict[str, jax.Array], alpha, g_lr, d_lr
     loss_cfg = config.loss
     batch_size = batch["image"].shape[0]
     acgan = D.label_size > 0 and D.conditioning == "acgan"
+    conditional.check_fake_labels(loss_cfg.fake_labels)  # also when unconditional: no silent typo
     mismatch = D.label_size > 0 and loss_cfg.mismatch_weight > 0
     if mismatch and D.conditioning not in ("projection", "switch"):
         raise ValueError(f"loss.mismatch_weight needs a D that scores labels (conditioning projection "
                          f"or switch), not {D.conditioning!r}: set it to 0")
+    if G.label_size and not label_groups and (mismatch or loss_cfg.fake_labels != "data"):
+        raise ValueError("uniform fake labels and the matching-aware term need the label layout: "
+                         "pass label_groups=conditional.attribute_groups(spec)")
     step_key = jax.random.fold_in(state.rng, state.step)
     k_d, k_g = jax.random.split(step_key)
     # Drawn apart, so k_d and k_g stay what they were before these options existed.
@@ -95,8 +99,8 @@ def train_step(state: TrainState, batch: Dict[str, jax.Array], alpha, g_lr, d_lr
         aux = dict(d_loss=loss, r1_penalty=r1, real_score=jnp.mean(real_scores),
                    fake_score=jnp.mean(fake_scores))
         if mismatch:  # matching-aware D: reals with a wrong label count as fakes
-            wrong = conditional.mismatched_labels(k_mismatch, real_labels, label_groups)
-            aux["d_mismatch"] = conditional.mismatch_loss(d_scores(d_params, reals, wrong),
+            wrong, changed = conditional.mismatched_labels(k_mismatch, real_labels, label_groups)
+            aux["d_mismatch"] = conditional.mismatch_loss(d_scores(d_params, reals, wrong), changed,
                                                           loss_cfg.mismatch_weight)
             loss = loss + aux["d_mismatch"]
         if acgan:  # ACGAN: D also learns to classify the reals (stylegan_jax/conditional.py)
