@@ -3,9 +3,11 @@ import json
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 
 from benchmarks import bench_train
+from stylegan_jax.training import state as state_lib
 
 
 def test_cost_analysis_counts_a_3x3_convolution_and_a_matmul_exactly():
@@ -58,8 +60,6 @@ def test_the_matching_aware_term_costs_one_more_d_pass_on_the_reals(capsys):
     results = json.loads(capsys.readouterr().out.splitlines()[-1])["results"]
     matching, plain, acgan = (r["gflop_per_step"] for r in results)
     config, stage = bench_train.case_config("demo", "float32")
-    import ml_collections  # pylint: disable=import-outside-toplevel
-    from stylegan_jax.training import state as state_lib  # pylint: disable=import-outside-toplevel
     frozen = ml_collections.FrozenConfigDict(config)
     G, D = state_lib.build_networks(frozen)
     state = jax.eval_shape(lambda: state_lib.init_train_state(G, D, frozen))
