@@ -83,6 +83,17 @@ def fake_labels(mode: str, rng, real_labels, groups: Groups):
     return sample_labels(rng, groups, real_labels.shape[0]).astype(real_labels.dtype)
 
 
+def specified_attributes(labels, groups: Groups):
+    """[N, len(groups)] bool: which attributes each label row specifies (a non-zero block)."""
+    return jnp.stack([jnp.sum(labels[:, o:o + k], axis=1) > 0 for _, o, k in groups], axis=1)
+
+
+def masked_mean(values, mask):
+    """Mean of values [N] over the rows where mask [N] is true; 0 where none is."""
+    mask = mask.astype(values.dtype)
+    return jnp.sum(values * mask) / jnp.maximum(jnp.sum(mask), 1.0)
+
+
 def mismatched_labels(rng, labels, groups: Groups):
     """Wrong labels for the matching-aware D (Reed et al., arXiv 1605.05396 section 3.1).
 
@@ -92,7 +103,7 @@ def mismatched_labels(rng, labels, groups: Groups):
     """
     k_attr, k_class = jax.random.split(rng)
     batch = labels.shape[0]
-    specified = jnp.stack([jnp.sum(labels[:, o:o + k], axis=1) > 0 for _, o, k in groups], axis=1)
+    specified = specified_attributes(labels, groups)
     chosen = jnp.argmax(jnp.where(specified, jax.random.uniform(k_attr, specified.shape), -1.0), axis=1)
     shifts = jax.random.uniform(k_class, (batch,))
     blocks = []
@@ -109,9 +120,7 @@ def mismatch_loss(mismatched_scores, changed, weight: float = 1.0):
     weight * mean of softplus(D(x, y_wrong)) over the rows whose label was changed. It trains D's
     use of the labels on real images, the signal projection and the label switch otherwise get
     only from G's mistakes."""
-    changed = changed.astype(mismatched_scores.dtype)
-    total = jnp.sum(jax.nn.softplus(mismatched_scores) * changed)
-    return weight * total / jnp.maximum(jnp.sum(changed), 1.0)
+    return weight * masked_mean(jax.nn.softplus(mismatched_scores), changed)
 
 
 def check_labels(labels, spec: LabelSpec) -> np.ndarray:
@@ -149,11 +158,10 @@ def classification_loss(logits, labels, groups: Groups, kind: str = "softmax"):
         per_column = -labels * group_log_softmax(logits, groups)
     else:
         per_column = jax.nn.softplus(logits) - labels * logits  # -log sigmoid(+-logit)
+    specified = specified_attributes(labels, groups)
     total = jnp.zeros((), jnp.float32)
-    for _, o, k in groups:
-        specified = (jnp.sum(labels[:, o:o + k], axis=1) > 0).astype(jnp.float32)
-        per_example = jnp.sum(per_column[:, o:o + k], axis=1)
-        total += jnp.sum(per_example * specified) / jnp.maximum(jnp.sum(specified), 1.0)
+    for g, (_, o, k) in enumerate(groups):
+        total += masked_mean(jnp.sum(per_column[:, o:o + k], axis=1), specified[:, g])
     return total
 
 
