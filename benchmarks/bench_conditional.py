@@ -75,7 +75,7 @@ def evaluate_run(path, judge, *, num, batch_size, psi, seed):
     labels = np.asarray(conditional.sample_labels(k_labels, judge.groups, num))
     images = generate_for_labels(bundle.module, bundle.params, labels, k_images, psi=psi,
                                  batch_size=batch_size)
-    return judge.accuracy(images, labels), bundle.info
+    return judge.accuracy(images, labels), bundle.provenance
 
 
 def real_accuracy(judge, num):

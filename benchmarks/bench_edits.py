@@ -343,7 +343,7 @@ def main(argv=None):
     if "hairband" in attributes and not has_classifier:
         raise ValueError("judging hairband needs --classifier (only mouth_open has a fallback judge)")
     os.makedirs(args.out, exist_ok=True)
-    results = {"model": explorer.info, **judge_info}
+    results = {"model": explorer.provenance, **judge_info}
     for attribute in attributes:
         try:
             recipe, chosen = find_recipe(explorer, judge, attribute, args.locator_layer,

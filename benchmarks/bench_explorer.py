@@ -69,7 +69,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     explorer = Explorer.open(args.model) if args.model else Explorer(demo_shaped_bundle())
     results = run(explorer, args.repeats)
-    print(f"model: {explorer.info.get('source')}  image {explorer.image_shape[0]}x"
+    print(f"model: {explorer.provenance.get('source')}  image {explorer.image_shape[0]}x"
           f"{explorer.image_shape[1]}  median of {args.repeats} (ms, incl. uint8 + PNG encode)")
     print(f"{'edited layer':<18}{'full':>10}{'cached':>10}{'speed-up':>10}")
     for name, r in results.items():
@@ -77,7 +77,7 @@ def main(argv=None):
     worst = max(r["cached_ms"] for r in results.values())
     print(f"worst cached live edit: {worst:.2f} ms (target < {TARGET_MS:.0f} ms): "
           f"{'OK' if worst < TARGET_MS else 'TOO SLOW'}")
-    print(json.dumps({"benchmark": "explorer_latency", "model": explorer.info.get("source"),
+    print(json.dumps({"benchmark": "explorer_latency", "model": explorer.provenance.get("source"),
                       "image_shape": list(explorer.image_shape), "repeats": args.repeats,
                       "layers": results, "worst_cached_ms": worst, "target_ms": TARGET_MS}))
 

@@ -34,19 +34,19 @@ def bundle(workdir: str, out_dir: str, config_name: str) -> dict:
 
     bundle_ = load_generator(workdir)
     final = bundle_.module.num_stages - 1
-    if bundle_.info.get("stage") != final or (bundle_.info.get("alpha") or 1.0) < 1.0:
+    if bundle_.provenance.get("stage") != final or (bundle_.provenance.get("alpha") or 1.0) < 1.0:
         raise ValueError(f"{workdir} has not finished its last stage (stage "
-                         f"{bundle_.info.get('stage')} of {final}): train it to the end first")
+                         f"{bundle_.provenance.get('stage')} of {final}): train it to the end first")
     with open(os.path.join(workdir, "config.json"), encoding="utf-8") as f:
         config = json.load(f)
     record = {"file": "demo_generator.npz",
               "made_by": [f"python -m experiments.train --config={config_name} "
                           f"--workdir={os.path.basename(os.path.normpath(workdir))}",
                           "python -m experiments.bundle_demo --workdir=..."],
-              "step": bundle_.info.get("step"), "kimg": bundle_.info.get("kimg"),
+              "step": bundle_.provenance.get("step"), "kimg": bundle_.provenance.get("kimg"),
               "image_shape": None, "training_config": config}
-    bundle_.info = {"source": "stylegan_jax demo generator", "kimg": bundle_.info.get("kimg"),
-                    "step": bundle_.info.get("step"), "stage": final, "alpha": 1.0}
+    bundle_.provenance = {"source": "stylegan_jax demo generator", "kimg": bundle_.provenance.get("kimg"),
+                    "step": bundle_.provenance.get("step"), "stage": final, "alpha": 1.0}
     npz = save_generator(os.path.join(out_dir, "demo_generator.npz"), bundle_)
     explorer = Explorer.open(npz)
     record["image_shape"] = list(explorer.image_shape)

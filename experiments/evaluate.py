@@ -76,9 +76,9 @@ def run() -> dict:
     path = _WORKDIR.value or _CHECKPOINT.value
     bundle = load_generator(path)
     G, params = bundle.module, bundle.params
-    stage = bundle.info.get("stage")
+    stage = bundle.provenance.get("stage")
     stage = G.num_stages - 1 if stage is None else int(stage)
-    alpha = float(bundle.info.get("alpha") or 1.0)
+    alpha = float(bundle.provenance.get("alpha") or 1.0)
     shape = stage_shape(G.base_shape, stage)
     source, data_dir = _data_source(path)
     source = _DATA.value or source
@@ -113,12 +113,12 @@ def run() -> dict:
                       num_images=_NUM_IMAGES.value, batch_size=_BATCH.value,
                       inception_weights=_INCEPTION.value, mapping_fn=mapping, synthesis_fn=synthesis,
                       latent_size=G.latent_size, ppl_num_samples=_PPL_SAMPLES.value, seed=_SEED.value)
-    record = {"source": bundle.info.get("source"), "kimg": bundle.info.get("kimg"),
+    record = {"source": bundle.provenance.get("source"), "kimg": bundle.provenance.get("kimg"),
               "stage": stage, "resolution": list(shape), "alpha": alpha, "data": source,
               "num_images": _NUM_IMAGES.value, "metrics": values}
     out = _OUT.value
     if out is None and _WORKDIR.value:
-        out = os.path.join(_WORKDIR.value, f"eval_{bundle.info.get('step', 'latest')}.json")
+        out = os.path.join(_WORKDIR.value, f"eval_{bundle.provenance.get('step', 'latest')}.json")
     if out:
         write_json_atomically(out, record)
         record["written_to"] = out

@@ -65,14 +65,14 @@ def run_export(workdir, checkpoint, fmt, out, *, input_kind="z", edit_layers=(),
                             layout=layout,
                             truncation_cutoff=truncation_cutoff if truncation_cutoff > 0 else None,
                             local_edits=local_edits)
-    stage, final = bundle.info.get("stage"), bundle.module.num_stages - 1
+    stage, final = bundle.provenance.get("stage"), bundle.module.num_stages - 1
     if stage is not None and stage < final:
         from absl import logging  # pylint: disable=import-outside-toplevel
         logging.warning("the checkpoint was saved while training stage %d of %d: the exported "
                         "final-resolution layers are not (fully) trained yet", stage, final)
-    source = bundle.info.get("source")
-    if bundle.info.get("step") is not None:
-        source = f"{source} (step {bundle.info['step']})"
+    source = bundle.provenance.get("source")
+    if bundle.provenance.get("step") is not None:
+        source = f"{source} (step {bundle.provenance['step']})"
     manifest = export(fmt, bundle.module, bundle.params, bundle.w_avg, options, out,
                       source=source, overwrite=overwrite, recipe=recipe_json)
     return manifest

@@ -57,6 +57,16 @@ def instance_norm(x, epsilon: float = 1e-8, stats=None):
     return ((x32 - mean) * inverse_rms).astype(x.dtype)
 
 
+class InstanceNorm(nn.Module):
+    """`instance_norm` as a module without parameters, so that every use is a named call: tools
+    that read or replace a network's normalization statistics intercept it
+    (flax.linen.intercept_methods) instead of the network taking options for them."""
+    epsilon: float = 1e-8      # added to the variance
+
+    def __call__(self, x):
+        return instance_norm(x, self.epsilon)
+
+
 def blur(x, impl: Optional[str] = None):
     """Separable [1, 2, 1] x [1, 2, 1] / 16 low-pass filter, zero padded ('SAME'), per channel.
 

@@ -12,16 +12,20 @@ its new top block with fromRGB of the downsampled input. Every stage's parameter
 initialization, so checkpoints never change shape while training grows. `stage` is static under
 jit; `alpha` may be traced. Images may be rectangular: base_shape (8, 4) grows to (512, 256).
 
-Layer names (for feature-map access and edits) are "<H>x<W>_<kind>", e.g. "4x4_const", "4x4_conv",
-"8x8_conv0_up", "8x8_conv1"; toRGB / fromRGB layers are "torgb_<H>x<W>" / "fromrgb_<H>x<W>".
+Synthesis layers are named "<H>x<W>_<kind>", e.g. "4x4_const", "4x4_conv", "8x8_conv0_up",
+"8x8_conv1"; toRGB / fromRGB layers are "torgb_<H>x<W>" / "fromrgb_<H>x<W>". `synthesis_layers`
+lists them in order with their shapes. Tools that look inside a synthesis pass (feature maps, edits,
+frozen normalization statistics) intercept `SynthesisLayer` and `layers.InstanceNorm` calls from
+outside (stylegan_jax/explore/synthesis_hooks.py); the networks here know nothing of them.
 """
-from typing import Any, Dict, Mapping, Optional, Tuple, Union
+import dataclasses
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from stylegan_jax import layers as L
+from stylegan_jax import layers
 
 
 def stage_shape(base_shape: Tuple[int, int], stage: int) -> Tuple[int, int]:
@@ -35,7 +39,8 @@ def num_features(stage: int, fmap_base: int, fmap_decay: float, fmap_max: int) -
 
 
 def _fused(fused_scale: Union[str, bool], shape: Tuple[int, int]) -> bool:
-    """Official 'auto': fuse resampling into the conv once the larger side is >= 128 px."""
+    """Official 'auto': fuse resampling into the conv once the smaller side is >= 128 px (the
+    official code keys it on the square resolution; a 2:1 portrait fuses from 256x128)."""
     return min(shape) >= 128 if fused_scale == "auto" else bool(fused_scale)
 
 
@@ -44,12 +49,16 @@ def _is_one(alpha) -> bool:
     return isinstance(alpha, (int, float)) and alpha == 1
 
 
+def _field_names(module_class) -> List[str]:
+    """The constructor options of a Flax module class (its dataclass fields but parent and name)."""
+    return [f.name for f in dataclasses.fields(module_class) if f.name not in ("parent", "name")]
+
+
 # ----------------------------------------------------------------------------------------------
 # Mapping network.
 
 class MappingNetwork(nn.Module):
-    """z (+ label embedding) -> w, broadcast to [N, num_layers, dlatent_size]."""
-    num_layers: int                 # number of synthesis layers (one w each)
+    """z (+ label embedding) -> w [N, dlatent_size]."""
     latent_size: int = 512          # dimensionality of z
     label_size: int = 0             # dimensionality of the label vector (0 = unconditional)
     dlatent_size: int = 512         # dimensionality of w
@@ -70,21 +79,54 @@ class MappingNetwork(nn.Module):
             embed = self.param("label_embedding", nn.initializers.normal(1.0),
                                (self.label_size, self.latent_size), jnp.float32)
             x = jnp.concatenate([x, labels.astype(jnp.float32) @ embed], axis=1)
-        x = L.pixel_norm(x)
+        x = layers.pixel_norm(x)
         for i in range(self.mapping_layers):
             features = self.dlatent_size if i == self.mapping_layers - 1 else self.mapping_fmaps
-            x = L.EqualizedDense(features, lr_mul=self.mapping_lr_mul, dtype=self.dtype,
-                                 name=f"dense{i}")(x)
-            x = L.leaky_relu(x)
-        x = L.at_least_f32(x)
-        return jnp.broadcast_to(x[:, None], (x.shape[0], self.num_layers, self.dlatent_size))
+            x = layers.EqualizedDense(features, lr_mul=self.mapping_lr_mul, dtype=self.dtype,
+                                      name=f"dense{i}")(x)
+            x = layers.leaky_relu(x)
+        return layers.at_least_f32(x)
 
 
 # ----------------------------------------------------------------------------------------------
 # Synthesis network.
 
+@dataclasses.dataclass(frozen=True)
+class LayerSpec:
+    """One synthesis layer: its name, index (= which w it takes), growth stage, kind ("const",
+    "conv" or "up") and output shape."""
+    name: str
+    index: int
+    height: int
+    width: int
+    channels: int
+    stage: int
+    kind: str
+
+
+def synthesis_layers(base_shape: Tuple[int, int], num_stages: int, fmap_base: int = 8192,
+                     fmap_decay: float = 1.0, fmap_max: int = 512) -> List[LayerSpec]:
+    """The synthesis layers in order: per stage two, [const, conv] at the base and [up, conv]
+    (upsampling conv, then conv) above it; layer i takes w[:, i]."""
+    specs = []
+    for s in range(num_stages):
+        h, w = stage_shape(base_shape, s)
+        channels = num_features(s + 1, fmap_base, fmap_decay, fmap_max)
+        names = [("const", f"{h}x{w}_const"), ("conv", f"{h}x{w}_conv")] if s == 0 else \
+                [("up", f"{h}x{w}_conv0_up"), ("conv", f"{h}x{w}_conv1")]
+        specs += [LayerSpec(name, len(specs) + j, h, w, channels, s, kind)
+                  for j, (kind, name) in enumerate(names)]
+    return specs
+
+
+def layer_names(base_shape: Tuple[int, int], num_stages: int) -> List[str]:
+    """Names of the synthesis layers in order; layer i takes w[:, i]."""
+    return [spec.name for spec in synthesis_layers(base_shape, num_stages)]
+
+
 class SynthesisLayer(nn.Module):
-    """One synthesis layer: [const | conv | up-conv + blur], noise, bias, lrelu, IN, style."""
+    """One synthesis layer: [const | conv | up-conv + blur], noise, bias, lrelu, AdaIN (instance
+    norm, then the style from w)."""
     features: int                   # output channels
     kind: str                       # "const", "conv" or "up"
     const_shape: Tuple[int, int] = (4, 4)  # spatial shape of the learned constant ("const" only)
@@ -93,38 +135,24 @@ class SynthesisLayer(nn.Module):
     dtype: Any = jnp.float32        # compute dtype
 
     @nn.compact
-    def __call__(self, x, w, noise, norm_stats=None):
-        """norm_stats: instance-norm (mean, inverse RMS) to use instead of x's own; the ones used
-        are sown into the "norm_stats" collection (collected when it is mutable)."""
+    def __call__(self, x, w, noise):
         if self.kind == "const":
             const = self.param("const", nn.initializers.ones, (1, *self.const_shape, self.features))
             x = jnp.broadcast_to(const.astype(self.dtype), (w.shape[0], *self.const_shape, self.features))
         elif self.kind == "conv":
-            x = L.EqualizedConv(self.features, 3, use_bias=False, dtype=self.dtype, name="conv")(x)
+            x = layers.EqualizedConv(self.features, 3, use_bias=False, dtype=self.dtype, name="conv")(x)
         elif self.kind == "up":
-            x = L.EqualizedConv(self.features, 3, use_bias=False, resample="up", fused=self.fused,
-                                dtype=self.dtype, name="conv")(x)
-            x = L.blur(x)  # StyleGAN appendix C: low-pass after upsampling
+            x = layers.EqualizedConv(self.features, 3, use_bias=False, resample="up", fused=self.fused,
+                                     dtype=self.dtype, name="conv")(x)
+            x = layers.blur(x)  # StyleGAN appendix C: low-pass after upsampling
         else:
             raise ValueError(f"unknown synthesis layer kind {self.kind!r}")
         if self.use_noise:
-            x = L.NoiseInjection(name="noise")(x, noise)
+            x = layers.NoiseInjection(name="noise")(x, noise)
         x = x + self.param("bias", nn.initializers.zeros, (self.features,)).astype(x.dtype)
-        x = L.leaky_relu(x)
-        stats = L.instance_norm_stats(x) if norm_stats is None else norm_stats
-        if not self.is_initializing():  # statistics are outputs, never variables to keep
-            self.sow("norm_stats", "stats", stats)
-        x = L.instance_norm(x, stats=stats)
-        return L.StyleModulation(dtype=self.dtype, name="style")(x, w)
-
-
-def layer_names(base_shape: Tuple[int, int], num_stages: int):
-    """Names of the synthesis layers in order; layer i takes w[:, i]."""
-    names = []
-    for s in range(num_stages):
-        h, w = stage_shape(base_shape, s)
-        names += [f"{h}x{w}_const", f"{h}x{w}_conv"] if s == 0 else [f"{h}x{w}_conv0_up", f"{h}x{w}_conv1"]
-    return names
+        x = layers.leaky_relu(x)
+        x = layers.InstanceNorm(name="norm")(x)
+        return layers.StyleModulation(dtype=self.dtype, name="style")(x, w)
 
 
 class SynthesisNetwork(nn.Module):
@@ -137,97 +165,63 @@ class SynthesisNetwork(nn.Module):
     fmap_max: int = 512             # maximum channel count
     num_channels: int = 3           # image channels
     use_noise: bool = True          # noise inputs
-    fused_scale: Union[str, bool] = "auto"  # fused up-conv: True, False or "auto" (>= 128 px)
+    fused_scale: Union[str, bool] = "auto"  # fused up-conv: True, False or "auto" (smaller side >= 128 px)
     dtype: Any = jnp.float32        # compute dtype
 
     @property
     def num_layers(self) -> int:
         return 2 * self.num_stages
 
-    def _nf(self, stage):
-        return num_features(stage, self.fmap_base, self.fmap_decay, self.fmap_max)
+    @property
+    def layer_specs(self) -> List[LayerSpec]:
+        """The synthesis layers in order (names, stages, kinds, output shapes)."""
+        return synthesis_layers(tuple(self.base_shape), self.num_stages, self.fmap_base,
+                                self.fmap_decay, self.fmap_max)
 
-    def _noise(self, key, index, shape, batch, noise_mode):
+    def _noise(self, key, spec: LayerSpec, batch, noise_mode):
+        shape = (spec.height, spec.width)
         if not self.use_noise or noise_mode == "none":
             return jnp.zeros((1, *shape, 1), self.dtype)
         if noise_mode == "const":  # fixed per layer, shared by the batch
-            return jax.random.normal(jax.random.key(1000 + index), (1, *shape, 1), self.dtype)
+            return jax.random.normal(jax.random.key(1000 + spec.index), (1, *shape, 1), self.dtype)
         if noise_mode == "random":
-            return jax.random.normal(jax.random.fold_in(key, index), (batch, *shape, 1), self.dtype)
+            return jax.random.normal(jax.random.fold_in(key, spec.index), (batch, *shape, 1), self.dtype)
         raise ValueError(f"unknown noise_mode {noise_mode!r}: choose 'random', 'const' or 'none'")
 
     def _torgb(self, stage, x):
         h, w = stage_shape(self.base_shape, stage)
-        return L.EqualizedConv(self.num_channels, 1, gain=1.0, dtype=self.dtype, name=f"torgb_{h}x{w}")(x)
+        return layers.EqualizedConv(self.num_channels, 1, gain=1.0, dtype=self.dtype,
+                                    name=f"torgb_{h}x{w}")(x)
 
     @nn.compact
-    def __call__(self, w, *, stage: int, alpha=1.0, noise_mode: str = "random",
-                 edits: Optional[Mapping[str, jnp.ndarray]] = None, return_features: bool = False,
-                 resume: Optional[Tuple[str, jnp.ndarray]] = None,
-                 norm_stats: Optional[Mapping[str, Tuple[jnp.ndarray, jnp.ndarray]]] = None):
-        """Synthesizes images at `stage`.
-
-        edits: {layer name: delta} added to that layer's output (feature-map editing).
-        return_features: also return {layer name: activation} of every layer that ran.
-        resume: (layer name, activation) — skip every layer up to and including that one and
-          continue from the given activation (re-synthesis with cached activations; alpha must be 1).
-        norm_stats: {layer name: (mean, inverse RMS)} instance-norm statistics to use in those
-          layers instead of their inputs' own (frozen statistics; collect them by applying with
-          mutable=["norm_stats"]).
-        """
-        n = w.shape[0]
+    def __call__(self, w, *, stage: int, alpha=1.0, noise_mode: str = "random"):
+        """Synthesizes images at `stage`; noise_mode "random" (the "noise" RNG), "const" (fixed per
+        layer) or "none"."""
         assert w.shape[1:] == (self.num_layers, self.dlatent_size), (w.shape, self.num_layers)
         assert 0 <= stage < self.num_stages, (stage, self.num_stages)
-        names = layer_names(self.base_shape, self.num_stages)
-        unknown = set(edits or {}) - set(names[: 2 * stage + 2])
-        if unknown:
-            raise ValueError(f"unknown layer(s) {sorted(unknown)}: choose from {names[: 2 * stage + 2]}")
-        start = 0
-        if resume is not None:
-            if resume[0] not in names[: 2 * stage + 2] or not _is_one(alpha):
-                raise ValueError(f"cannot resume from {resume[0]!r} (alpha must be 1; layers {names})")
-            start = names.index(resume[0]) + 1
+        # Initialization runs every stage, so that all stages' parameters exist from the start.
+        top = self.num_stages - 1 if self.is_initializing() else stage
         key = self.make_rng("noise") if noise_mode == "random" and self.use_noise else None
-        features = {}
-        x = resume[1] if resume is not None else None
-        previous = top = None
-        # Initialization runs every layer, so that all stages' parameters exist from the start.
-        for s in range(self.num_stages if self.is_initializing() else stage + 1):
-            shape = stage_shape(self.base_shape, s)
-            if s == stage:
-                previous = x  # input of the top block, for the fade-in path
-            if s == stage + 1:
-                top = x
-            for j, kind in enumerate(["const", "conv"] if s == 0 else ["up", "conv"]):
-                index = 2 * s + j
-                if index < start:
-                    continue
-                x = SynthesisLayer(self._nf(s + 1), kind, const_shape=shape,
-                                   fused=_fused(self.fused_scale, shape), use_noise=self.use_noise,
-                                   dtype=self.dtype, name=names[index])(
-                    x, w[:, index], self._noise(key, index, shape, n, noise_mode),
-                    (norm_stats or {}).get(names[index]))
-                if edits and names[index] in edits:
-                    x = x + edits[names[index]].astype(x.dtype)
-                if return_features and s <= stage:
-                    features[names[index]] = x
-        images = self._torgb(stage, x if top is None else top)
+        x, stage_outputs = None, []
+        for spec in self.layer_specs:
+            if spec.stage > top:
+                break
+            x = SynthesisLayer(spec.channels, spec.kind, const_shape=(spec.height, spec.width),
+                               fused=_fused(self.fused_scale, (spec.height, spec.width)),
+                               use_noise=self.use_noise, dtype=self.dtype, name=spec.name)(
+                x, w[:, spec.index], self._noise(key, spec, w.shape[0], noise_mode))
+            if spec.kind == "conv":  # the last layer of its stage
+                stage_outputs.append(x)
+        images = self._torgb(stage, stage_outputs[stage])
         if stage > 0 and (not _is_one(alpha) or self.is_initializing()):
             # PGGAN fade-in: blend with the upsampled output of the previous stage.
-            images = L.lerp(L.upscale(self._torgb(stage - 1, previous)), images, alpha)
-        if self.is_initializing():  # create every stage's toRGB so parameters never change shape
+            images = layers.lerp(layers.upscale(self._torgb(stage - 1, stage_outputs[stage - 1])),
+                                 images, alpha)
+        if self.is_initializing():  # every stage's toRGB, so parameters never change shape
             for s in range(self.num_stages):
                 if s not in (stage, stage - 1):
-                    self._torgb(s, jnp.zeros((1, *stage_shape(self.base_shape, s), self._nf(s + 1)), self.dtype))
-        images = L.at_least_f32(images)
-        return (images, features) if return_features else images
-
-
-def collected_norm_stats(collections) -> Dict[str, Tuple[jnp.ndarray, jnp.ndarray]]:
-    """{layer name: (mean, inverse RMS)} from Generator.synthesis applied with
-    mutable=["norm_stats"] (its second output), ready for its norm_stats argument."""
-    return {name: sown["stats"][0]
-            for name, sown in collections["norm_stats"]["synthesis_network"].items()}
+                    self._torgb(s, stage_outputs[s])
+        return layers.at_least_f32(images)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -242,7 +236,7 @@ def truncate(w, w_avg, psi, cutoff: Optional[int] = None):
 
 def update_w_avg(w_avg, w, beta: float = 0.995):
     """Moving average of the mapping output, tracked during training for truncation."""
-    return L.lerp(jnp.mean(w[:, 0], axis=0), w_avg, beta)
+    return layers.lerp(jnp.mean(w[:, 0], axis=0), w_avg, beta)
 
 
 def style_mixing(rng, w, w2, prob: float, num_active_layers: int):
@@ -255,45 +249,60 @@ def style_mixing(rng, w, w2, prob: float, num_active_layers: int):
 
 
 class Generator(nn.Module):
-    """StyleGAN generator. Parameters: {"mapping_network": ..., "synthesis_network": ...}."""
-    base_shape: Tuple[int, int] = (4, 4)  # (H, W) of the constant input; (8, 4) for 2:1 portraits
-    num_stages: int = 9             # resolutions base .. base * 2**(num_stages - 1)
-    latent_size: int = 512          # dimensionality of z
-    label_size: int = 0             # dimensionality of the label vector (0 = unconditional)
-    dlatent_size: int = 512         # dimensionality of w
-    mapping_layers: int = 8         # dense layers in the mapping network
-    mapping_fmaps: int = 512        # width of the mapping network's hidden layers
-    mapping_lr_mul: float = 0.01    # learning-rate multiplier of the mapping network
-    fmap_base: int = 8192           # overall multiplier for the channel counts
-    fmap_decay: float = 1.0         # log2 channel reduction per stage
-    fmap_max: int = 512             # maximum channel count
-    num_channels: int = 3           # image channels
-    use_noise: bool = True          # noise inputs
-    fused_scale: Union[str, bool] = "auto"  # fused up-conv: True, False or "auto" (>= 128 px)
-    dtype: Any = jnp.float32        # compute dtype (bfloat16 = mixed precision; params stay f32)
+    """StyleGAN generator: the mapping network, w broadcast to every synthesis layer, the synthesis
+    network. Parameters: {"mapping_network": ..., "synthesis_network": ...}.
 
-    @property
-    def num_layers(self) -> int:
-        return 2 * self.num_stages
+    Build it from one flat set of options with `Generator.create(base_shape=(8, 4), num_stages=7,
+    ...)`: each option goes to the network that declares it (dlatent_size and dtype to both), and
+    `options()` gives them back (configs, checkpoints and exported files store that flat form).
+    """
+    mapping_network: MappingNetwork
+    synthesis_network: SynthesisNetwork
 
-    def setup(self):
-        self.mapping_network = MappingNetwork(
-            num_layers=self.num_layers, latent_size=self.latent_size, label_size=self.label_size,
-            dlatent_size=self.dlatent_size, mapping_layers=self.mapping_layers,
-            mapping_fmaps=self.mapping_fmaps, mapping_lr_mul=self.mapping_lr_mul, dtype=self.dtype)
-        self.synthesis_network = SynthesisNetwork(
-            base_shape=tuple(self.base_shape), num_stages=self.num_stages,
-            dlatent_size=self.dlatent_size, fmap_base=self.fmap_base, fmap_decay=self.fmap_decay,
-            fmap_max=self.fmap_max, num_channels=self.num_channels, use_noise=self.use_noise,
-            fused_scale=self.fused_scale, dtype=self.dtype)
+    @classmethod
+    def create(cls, **options) -> "Generator":
+        """A generator from the options of MappingNetwork and SynthesisNetwork (their defaults
+        for the rest: the paper's 1024x1024 FFHQ network)."""
+        mapping, synthesis = _field_names(MappingNetwork), _field_names(SynthesisNetwork)
+        unknown = sorted(set(options) - set(mapping) - set(synthesis))
+        if unknown:
+            raise TypeError(f"unknown generator option(s) {', '.join(unknown)}: choose from "
+                            f"{', '.join(sorted(set(mapping) | set(synthesis)))}")
+        if "base_shape" in options:
+            options = dict(options, base_shape=tuple(options["base_shape"]))
+        return cls(MappingNetwork(**{k: v for k, v in options.items() if k in mapping}),
+                   SynthesisNetwork(**{k: v for k, v in options.items() if k in synthesis}))
+
+    @nn.nowrap
+    def options(self) -> Dict[str, Any]:
+        """The flat options `create` takes, as this generator has them."""
+        return {name: getattr(network, name)
+                for network in (self.mapping_network, self.synthesis_network)
+                for name in _field_names(type(network))}
+
+    @nn.nowrap
+    def replace(self, **options) -> "Generator":
+        """The same generator with some options changed (e.g. dtype=jnp.float32)."""
+        return Generator.create(**{**self.options(), **options})
+
+    # The options tools read most, each from the network that owns it.
+    latent_size = property(lambda self: self.mapping_network.latent_size)
+    label_size = property(lambda self: self.mapping_network.label_size)
+    dlatent_size = property(lambda self: self.mapping_network.dlatent_size)
+    base_shape = property(lambda self: tuple(self.synthesis_network.base_shape))
+    num_stages = property(lambda self: self.synthesis_network.num_stages)
+    num_layers = property(lambda self: self.synthesis_network.num_layers)
+    num_channels = property(lambda self: self.synthesis_network.num_channels)
+    layer_specs = property(lambda self: self.synthesis_network.layer_specs)
 
     def mapping(self, z, labels=None):
         """z [N, latent] (+ labels [N, label_size]) -> w [N, num_layers, dlatent]."""
-        return self.mapping_network(z, labels)
+        w = self.mapping_network(z, labels)
+        return jnp.broadcast_to(w[:, None], (w.shape[0], self.num_layers, w.shape[1]))
 
-    def synthesis(self, w, *, stage: int, alpha=1.0, noise_mode: str = "random", **kwargs):
-        """w [N, num_layers, dlatent] -> images; see SynthesisNetwork.__call__ for kwargs."""
-        return self.synthesis_network(w, stage=stage, alpha=alpha, noise_mode=noise_mode, **kwargs)
+    def synthesis(self, w, *, stage: int, alpha=1.0, noise_mode: str = "random"):
+        """w [N, num_layers, dlatent] -> images [N, H_stage, W_stage, C]."""
+        return self.synthesis_network(w, stage=stage, alpha=alpha, noise_mode=noise_mode)
 
     def __call__(self, z, labels=None, *, stage: int, alpha=1.0, w_avg=None, psi=1.0,
                  truncation_cutoff: Optional[int] = 8, noise_mode: str = "random"):
@@ -341,16 +350,16 @@ class Discriminator(nn.Module):
 
     def _fromrgb(self, stage, images):
         h, w = stage_shape(self.base_shape, stage)
-        x = L.EqualizedConv(self._nf(stage + 1), 1, dtype=self.dtype, name=f"fromrgb_{h}x{w}")(images)
-        return L.leaky_relu(x)
+        x = layers.EqualizedConv(self._nf(stage + 1), 1, dtype=self.dtype, name=f"fromrgb_{h}x{w}")(images)
+        return layers.leaky_relu(x)
 
     def _block(self, stage, x):
         """Conv, blur, conv + 2x downsample: stage s -> stage s - 1."""
         h, w = stage_shape(self.base_shape, stage)
-        x = L.leaky_relu(L.EqualizedConv(self._nf(stage + 1), 3, dtype=self.dtype, name=f"{h}x{w}_conv0")(x))
-        x = L.EqualizedConv(self._nf(stage), 3, resample="down", fused=_fused(self.fused_scale, (h, w)),
-                            dtype=self.dtype, name=f"{h}x{w}_conv1_down")(L.blur(x))
-        return L.leaky_relu(x)
+        x = layers.leaky_relu(layers.EqualizedConv(self._nf(stage + 1), 3, dtype=self.dtype, name=f"{h}x{w}_conv0")(x))
+        x = layers.EqualizedConv(self._nf(stage), 3, resample="down", fused=_fused(self.fused_scale, (h, w)),
+                            dtype=self.dtype, name=f"{h}x{w}_conv1_down")(layers.blur(x))
+        return layers.leaky_relu(x)
 
     @nn.compact
     def __call__(self, images, labels=None, *, stage: int, alpha=1.0):
@@ -363,7 +372,7 @@ class Discriminator(nn.Module):
             x = self._block(s, x)
             if s == stage and (not _is_one(alpha) or self.is_initializing()):
                 # PGGAN fade-in: blend with fromRGB of the downsampled input.
-                x = L.lerp(self._fromrgb(stage - 1, L.downscale(images)), x, alpha)
+                x = layers.lerp(self._fromrgb(stage - 1, layers.downscale(images)), x, alpha)
         if self.is_initializing():  # create every stage's fromRGB and blocks from the start
             for s in range(self.num_stages):
                 if s not in (stage, stage - 1):
@@ -373,13 +382,13 @@ class Discriminator(nn.Module):
         # Final block at the base resolution (PGGAN table 2): mbstd, conv, dense, dense.
         h, w = self.base_shape
         if self.mbstd_group_size > 1:
-            x = L.minibatch_stddev(x, self.mbstd_group_size, self.mbstd_num_features)
-        x = L.leaky_relu(L.EqualizedConv(self._nf(1), 3, dtype=self.dtype, name=f"{h}x{w}_conv")(x))
-        features = L.leaky_relu(L.EqualizedDense(self._nf(0), dtype=self.dtype, name=f"{h}x{w}_dense0")(x))
+            x = layers.minibatch_stddev(x, self.mbstd_group_size, self.mbstd_num_features)
+        x = layers.leaky_relu(layers.EqualizedConv(self._nf(1), 3, dtype=self.dtype, name=f"{h}x{w}_conv")(x))
+        features = layers.leaky_relu(layers.EqualizedDense(self._nf(0), dtype=self.dtype, name=f"{h}x{w}_dense0")(x))
         conditioning = self._conditioning()
-        x = L.EqualizedDense(self.label_size if conditioning == "switch" else 1, gain=1.0,
+        x = layers.EqualizedDense(self.label_size if conditioning == "switch" else 1, gain=1.0,
                              dtype=self.dtype, name=f"{h}x{w}_dense1")(features)
-        x = L.at_least_f32(x)
+        x = layers.at_least_f32(x)
         if conditioning == "switch":
             return jnp.sum(x * self._checked_labels(labels, x.shape[0]).astype(x.dtype), axis=1)
         scores = x[:, 0]
@@ -388,13 +397,13 @@ class Discriminator(nn.Module):
             # scale of the unconditional score.
             embedding = self.param(f"{h}x{w}_projection", nn.initializers.normal(1.0),
                                    (self.label_size, self._nf(0)), jnp.float32)
-            return projection_scores(scores, L.at_least_f32(features),
+            return projection_scores(scores, layers.at_least_f32(features),
                                      self._checked_labels(labels, x.shape[0]),
                                      embedding / jnp.sqrt(self._nf(0)))
         if conditioning == "acgan":
-            logits = L.EqualizedDense(self.label_size, gain=1.0, dtype=self.dtype,
+            logits = layers.EqualizedDense(self.label_size, gain=1.0, dtype=self.dtype,
                                       name=f"{h}x{w}_classifier")(features)
-            return scores, L.at_least_f32(logits)
+            return scores, layers.at_least_f32(logits)
         return scores
 
     def _conditioning(self) -> str:

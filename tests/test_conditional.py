@@ -50,7 +50,7 @@ def random_variables(init_fn, rng, scale=0.5):
 @pytest.mark.parametrize("spec", [ONE_OF_K, LABEL_SPEC], ids=["one_of_k", "multi_hot"])
 def test_label_embedding_and_head_shapes(spec):
     rng = np.random.default_rng(0)
-    G = Generator(latent_size=8, dlatent_size=8, mapping_fmaps=8, mapping_layers=2, label_size=spec.dim, **TINY)
+    G = Generator.create(latent_size=8, dlatent_size=8, mapping_fmaps=8, mapping_layers=2, label_size=spec.dim, **TINY)
     labels = tiny_labels(spec, 4, rng)
     z = jnp.ones((4, 8))
     gv = random_variables(lambda: G.init({"params": jax.random.key(0), "noise": jax.random.key(1)}, z, labels,
@@ -266,7 +266,7 @@ def test_class_w_avg_tracks_each_class_and_truncates_to_its_centre():
 
 
 def test_estimated_class_centre_is_the_mean_mapping_output():
-    G = Generator(latent_size=8, dlatent_size=8, mapping_fmaps=8, mapping_layers=2, label_size=15, **TINY)
+    G = Generator.create(latent_size=8, dlatent_size=8, mapping_fmaps=8, mapping_layers=2, label_size=15, **TINY)
     labels = tiny_labels(LABEL_SPEC, 2, np.random.default_rng(5))
     gv = random_variables(lambda: G.init({"params": jax.random.key(0), "noise": jax.random.key(1)},
                                          jnp.ones((2, 8)), labels, stage=0), np.random.default_rng(6))

@@ -169,12 +169,12 @@ def test_bench_edits_picks_the_locator_layer_whose_channels_follow_the_part():
     """Of three candidate layers, only 16x8 has channels (2 and 5) that light up on the marked
     part; 8x4 (1/8 of the height) has noise only and 64x32 is outside the 1/8..1/2 range."""
     from benchmarks.bench_edits import choose_locator_layer  # pylint: disable=import-outside-toplevel
-    from stylegan_jax.explore.explorer import LayerInfo  # pylint: disable=import-outside-toplevel
+    from stylegan_jax.networks import LayerSpec  # pylint: disable=import-outside-toplevel
 
     class Stub:
         image_shape = (64, 32)
-        layers = [LayerInfo("8x4_conv", 1, 8, 4, C), LayerInfo("16x8_conv1", 3, H, W, C),
-                  LayerInfo("64x32_conv1", 7, 64, 32, C)]
+        layers = [LayerSpec("8x4_conv", 1, 8, 4, C, 0, "conv"), LayerSpec("16x8_conv1", 3, H, W, C, 1, "conv"),
+                  LayerSpec("64x32_conv1", 7, 64, 32, C, 3, "conv")]
 
     rng = np.random.default_rng(5)
     centres = [(4.5, 3.5), (4.5, 3.5)]  # the part where it was painted on both examples

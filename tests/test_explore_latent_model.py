@@ -146,7 +146,7 @@ def test_loads_the_ema_generator_of_a_training_workdir(tmp_path):
     (workdir / "config.json").write_text(json.dumps(config.to_dict()))
     for path in (str(workdir), os.path.join(str(workdir), "checkpoints", "5")):
         bundle = load_generator(path)
-        assert bundle.info["step"] == 5 and bundle.module == G
+        assert bundle.provenance["step"] == 5 and bundle.module == G
         np.testing.assert_array_equal(bundle.w_avg, np.asarray(state.w_avg))
         for got, want in zip(jax.tree.leaves(bundle.params), jax.tree.leaves(ema), strict=True):
             np.testing.assert_array_equal(np.asarray(got), np.asarray(want))

@@ -13,6 +13,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 
+from stylegan_jax.explore.synthesis_hooks import synthesize
 from stylegan_jax.export import ExportOptions, export_onnx, manifest_path
 from stylegan_jax.export import onnx_graph
 from stylegan_jax.networks import Generator, truncate
@@ -33,7 +34,7 @@ def tiny_generator(label_size=0, fused=False, seed=0):
     """
     key = ("G", label_size, fused, seed)
     if key not in _CACHE:
-        G = Generator(**TINY, label_size=label_size, fused_scale=fused)
+        G = Generator.create(**TINY, label_size=label_size, fused_scale=fused)
         labels = jnp.zeros((1, label_size)) if label_size else None
         shapes = jax.eval_shape(lambda: G.init({"params": jax.random.key(0), "noise": jax.random.key(1)},
                                                jnp.zeros((1, 16)), labels, stage=2)["params"])
@@ -41,7 +42,7 @@ def tiny_generator(label_size=0, fused=False, seed=0):
         rng = np.random.default_rng(seed)
         params = []
         for path, leaf in leaves:
-            scale = 1.0 / G.mapping_lr_mul if "mapping_network" in str(path) else 1.0
+            scale = 1.0 / G.mapping_network.mapping_lr_mul if "mapping_network" in str(path) else 1.0
             if "bias" in str(path) or "weight" in str(path):  # biases, noise strengths
                 scale = 0.2
             params.append(jnp.asarray(rng.standard_normal(leaf.shape) * scale, jnp.float32))
@@ -66,11 +67,8 @@ def reference_fn(G, params, w_avg, options: ExportOptions):
             edits = {k: jnp.transpose(d, (0, 2, 3, 1)) for k, d in edits.items()}
         stats = None
         if edits and options.local_edits:  # the unedited pass's instance-norm statistics
-            _, sown = G.apply(v, w, stage=G.num_stages - 1, noise_mode=options.noise,
-                              method=Generator.synthesis, mutable=["norm_stats"])
-            stats = {name: s["stats"][0] for name, s in sown["norm_stats"]["synthesis_network"].items()}
-        x = G.apply(v, w, stage=G.num_stages - 1, noise_mode=options.noise, edits=edits or None,
-                    norm_stats=stats, method=Generator.synthesis)
+            stats = synthesize(G, params, w, noise_mode=options.noise).norm_stats
+        x = synthesize(G, params, w, noise_mode=options.noise, edits=edits, norm_stats=stats).images
         x = jnp.clip(x, -1.0, 1.0)
         return jnp.transpose(x, (0, 3, 1, 2)) if options.layout == "nchw" else x
 

@@ -66,7 +66,7 @@ def test_explore_command_opens_the_bundled_generator_by_default():
         with urllib.request.urlopen(url + "api/info", timeout=60) as reply:
             info = json.load(reply)
         assert info["image_shape"] == [64, 32]
-        assert info["info"]["source"] == DEMO_GENERATOR and info["info"]["stage"] == 3
+        assert info["provenance"]["source"] == DEMO_GENERATOR and info["provenance"]["stage"] == 3
     finally:
         process.terminate()
         process.wait(30)

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from stylegan_jax import layers as L
+from stylegan_jax import layers
 from stylegan_jax.networks import (Discriminator, Generator, layer_names, stage_shape, style_mixing,
                                    truncate, update_w_avg)
 
@@ -27,7 +27,7 @@ def init_shapes(G, D, batch=4):
 
 def test_official_ffhq_1024_parameter_counts():
     # NVlabs/stylegan, FFHQ 1024x1024: G 26,219,627 (mapping 2,101,248), D 23,087,249.
-    g, d = init_shapes(Generator(num_stages=9), Discriminator(num_stages=9))
+    g, d = init_shapes(Generator.create(num_stages=9), Discriminator(num_stages=9))
     assert count(g["params"]) == 26_219_627
     assert count(g["params"]["mapping_network"]) == 2_101_248
     assert count(d["params"]) == 23_087_249
@@ -35,7 +35,7 @@ def test_official_ffhq_1024_parameter_counts():
 
 @pytest.mark.parametrize("base,num_stages", [((4, 4), 9), ((8, 4), 7)])
 def test_output_shapes_at_every_stage(base, num_stages):
-    G, D = Generator(base_shape=base, num_stages=num_stages), Discriminator(base_shape=base, num_stages=num_stages)
+    G, D = Generator.create(base_shape=base, num_stages=num_stages), Discriminator(base_shape=base, num_stages=num_stages)
     g, d = init_shapes(G, D)
     z = jnp.zeros((4, 512))
     for stage in range(num_stages):
@@ -59,7 +59,7 @@ def generator_apply(G, gv, *args, traced_alpha=None, **kwargs):
 
 @functools.lru_cache(maxsize=None)
 def small_nets():
-    G = Generator(latent_size=16, dlatent_size=16, mapping_fmaps=16, mapping_layers=2, **SMALL)
+    G = Generator.create(latent_size=16, dlatent_size=16, mapping_fmaps=16, mapping_layers=2, **SMALL)
     D = Discriminator(**SMALL)
     z = jax.random.normal(jax.random.key(0), (4, 16))
     gv = jax.jit(lambda z: G.init({"params": jax.random.key(1), "noise": jax.random.key(2)}, z, stage=2))(z)
@@ -92,7 +92,7 @@ def test_generator_fade_in_is_continuous(stage):
     rngs = {"noise": jax.random.key(7)}
     previous = generator_apply(G, gv, z, stage=stage - 1, alpha=1.0, rngs=rngs)
     faded_out = generator_apply(G, gv, z, stage=stage, alpha=0.0, rngs=rngs)
-    np.testing.assert_allclose(faded_out, L.upscale(previous), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(faded_out, layers.upscale(previous), rtol=1e-5, atol=1e-5)
     # At alpha = 1 the previous toRGB has no effect.
     prev_rgb = f"torgb_{8 * 2 ** (stage - 1)}x{4 * 2 ** (stage - 1)}"
     zeroed = jax.tree_util.tree_map(lambda x: x, gv)
@@ -111,7 +111,7 @@ def test_discriminator_fade_in_is_continuous(stage):
     h, w = stage_shape((8, 4), stage)
     x = jax.random.normal(jax.random.key(8), (4, h, w, 3))
     faded_out = generator_apply(D, dv, x, stage=stage, alpha=0.0)
-    previous = generator_apply(D, dv, L.downscale(x), stage=stage - 1, alpha=1.0)
+    previous = generator_apply(D, dv, layers.downscale(x), stage=stage - 1, alpha=1.0)
     np.testing.assert_allclose(faded_out, previous, rtol=1e-5, atol=1e-5)
     prev_rgb = f"fromrgb_{h // 2}x{w // 2}"
     changed = jax.tree_util.tree_map(lambda p: p, dv)
@@ -151,29 +151,52 @@ def test_style_mixing_uses_w2_from_the_crossover_layer():
     np.testing.assert_array_equal(style_mixing(jax.random.key(0), w, w2, prob=0.0, num_active_layers=4), w)
 
 
-def test_noise_modes_and_edits():
+def test_noise_modes():
     G, _, gv, _, z = small_nets()
     w = generator_apply(G, gv, z, method=Generator.mapping)
-    synth = lambda key, mode, **kw: generator_apply(G, gv, w, stage=2, noise_mode=mode, rngs={"noise": key},
-                                                    method=Generator.synthesis, **kw)
+    synth = lambda key, mode: generator_apply(G, gv, w, stage=2, noise_mode=mode, rngs={"noise": key},
+                                              method=Generator.synthesis)
     a, b = synth(jax.random.key(0), "random"), synth(jax.random.key(1), "random")
     assert np.abs(a - b).max() > 1e-4
     np.testing.assert_array_equal(synth(jax.random.key(0), "const"), synth(jax.random.key(1), "const"))
-    img, feats = synth(jax.random.key(0), "none", return_features=True)
-    assert sorted(feats) == sorted(layer_names((8, 4), 3))
-    # Editing a layer equals resuming from its edited activation; a zero edit changes nothing.
-    delta = jnp.zeros_like(feats["16x8_conv1"]).at[:, 2:4, 1:3, 0].set(3.0)
-    edited = synth(jax.random.key(0), "none", edits={"16x8_conv1": delta})
-    resumed = synth(jax.random.key(0), "none", resume=("16x8_conv1", feats["16x8_conv1"] + delta))
-    np.testing.assert_allclose(edited, resumed, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(synth(jax.random.key(0), "none", edits={"16x8_conv1": 0 * delta}), img, atol=1e-6)
-    with pytest.raises(ValueError, match="unknown layer"):
-        synth(jax.random.key(0), "none", edits={"64x32_conv1": delta})
+    # Without noise the noise strengths do not matter.
+    quiet = jax.tree_util.tree_map_with_path(
+        lambda path, p: p * 0 if "noise" in jax.tree_util.keystr(path) else p, gv)
+    np.testing.assert_array_equal(synth(jax.random.key(0), "none"),
+                                  generator_apply(G, quiet, w, stage=2, noise_mode="random",
+                                                  rngs={"noise": jax.random.key(0)},
+                                                  method=Generator.synthesis))
+
+
+def test_layer_specs_list_every_synthesis_layer_with_its_output_shape():
+    G, _, gv, _, _ = small_nets()
+    specs = G.layer_specs
+    assert [s.name for s in specs] == layer_names((8, 4), 3) == [
+        "8x4_const", "8x4_conv", "16x8_conv0_up", "16x8_conv1", "32x16_conv0_up", "32x16_conv1"]
+    assert [s.index for s in specs] == list(range(G.num_layers))
+    assert [s.kind for s in specs] == ["const", "conv", "up", "conv", "up", "conv"]
+    synth = gv["params"]["synthesis_network"]
+    for spec in specs:  # the channel count is the layer's bias size; the shape doubles per stage
+        assert synth[spec.name]["bias"].shape == (spec.channels,)
+        assert (spec.height, spec.width) == stage_shape((8, 4), spec.stage)
+
+
+def test_create_splits_options_between_the_networks_and_gives_them_back():
+    options = dict(latent_size=16, dlatent_size=16, mapping_fmaps=16, mapping_layers=2, label_size=3,
+                   dtype=jnp.bfloat16, **SMALL)
+    G = Generator.create(**options)
+    assert G.mapping_network.dlatent_size == G.synthesis_network.dlatent_size == 16
+    assert G.mapping_network.dtype == G.synthesis_network.dtype == jnp.bfloat16
+    assert {k: G.options()[k] for k in options} == options
+    assert G.replace(dtype=jnp.float32).options() == {**G.options(), "dtype": jnp.float32}
+    assert Generator.create(**G.options()) == G and hash(Generator.create(**G.options())) == hash(G)
+    with pytest.raises(TypeError, match="unknown generator option.*fmap_bass"):
+        Generator.create(fmap_bass=3)
 
 
 def test_bfloat16_compute_keeps_float32_params():
     G, D, gv, dv, z = small_nets()
-    Gb = Generator(latent_size=16, dlatent_size=16, mapping_fmaps=16, mapping_layers=2, dtype=jnp.bfloat16, **SMALL)
+    Gb = Generator.create(latent_size=16, dlatent_size=16, mapping_fmaps=16, mapping_layers=2, dtype=jnp.bfloat16, **SMALL)
     img32 = generator_apply(G, gv, z, stage=2, noise_mode="none")
     img16 = generator_apply(Gb, gv, z, stage=2, noise_mode="none")
     assert img16.dtype == jnp.float32
@@ -183,7 +206,7 @@ def test_bfloat16_compute_keeps_float32_params():
 
 
 def test_labels_shape_errors():
-    G = Generator(latent_size=16, dlatent_size=16, mapping_fmaps=16, mapping_layers=2, label_size=5, **SMALL)
+    G = Generator.create(latent_size=16, dlatent_size=16, mapping_fmaps=16, mapping_layers=2, label_size=5, **SMALL)
     z = jnp.zeros((2, 16))
     gv = jax.eval_shape(lambda: G.init({"params": jax.random.key(0), "noise": jax.random.key(1)}, z, jnp.zeros((2, 5)), stage=0))
     assert gv["params"]["mapping_network"]["label_embedding"].shape == (5, 16)

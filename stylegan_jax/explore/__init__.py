@@ -12,14 +12,16 @@
 A UI's whole editing state (tabs, locators, latent directions) is a `Recipe`; its JSON form is
 what a client saves, sends and loads (`Recipe.from_json` validates it).
 
-Modules: model (loading/exporting generators), explorer (generation, features, cached
-re-synthesis), edits (edits, tabs, channel lists, region painting), find (channel ranking and
-edit proposals from two examples), locate (finding parts from activations), recipe (JSON edit
-recipes), latent (interpolation, attribute vectors, style mixing), media (PNG metadata, GIF/MP4,
-batch sweeps), server + handlers + static/ (the web UI: `python -m experiments.explore`). Errors
-from bad requests are ValueError with a one-line message.
+Modules: model (loading/exporting generators), synthesis_hooks (feature maps, edits, resuming
+and normalization statistics of one synthesis pass, from outside the network), explorer
+(generation, features, cached re-synthesis), edits (edits, tabs, channel lists, region
+painting), find (channel ranking and edit proposals from two examples), locate (finding parts
+from activations), recipe (JSON edit recipes), latent (interpolation, attribute vectors, style
+mixing), media (PNG metadata, GIF/MP4, batch sweeps), server + handlers + static/ (the web UI:
+`python -m experiments.explore`). Errors from bad requests are ValueError with a one-line
+message.
 """
-from stylegan_jax.explore.explorer import Explorer, LayerInfo, Rendering, seed_latents
+from stylegan_jax.explore.explorer import Explorer, Rendering, seed_latents
 from stylegan_jax.explore.model import GeneratorBundle, load_generator, random_bundle, save_generator
 from stylegan_jax.explore.edits import Edit, box_mask, edit_deltas, format_channels, parse_channels
 from stylegan_jax.explore.recipe import Recipe, apply_recipe, apply_to_seeds

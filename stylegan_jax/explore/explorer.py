@@ -5,7 +5,7 @@ call -- full synthesis, or re-synthesis resuming after a given edited layer -- a
 
 Cached re-synthesis: the first synthesis of a w records every layer's (unedited) activation. A
 later call with feature-map edits whose earliest edited layer is L starts from the cached output of
-L plus its delta and runs only the layers after L (SynthesisNetwork's `resume`), which is what makes
+L plus its delta and runs only the layers after L (synthesis_hooks' `resume`), which is what makes
 dragging an amount slider interactive. With the same noise the result equals full synthesis with
 the same edits (tests check this).
 
@@ -14,8 +14,8 @@ normalization (the IN of AdaIN), which divides each channel by its mean and RMS 
 A delta painted on a small region changes those statistics, so every later layer would shift and
 rescale each edited channel everywhere: a hairband edit would also recolour the clothes. With
 `frozen_norm_stats` (the default) an edited image keeps the unedited image's statistics in every
-layer, so a change spreads only as far as the convolutions carry it (the receptive field), as the
-mission's local edits mean. Unedited images are exactly the generator's.
+layer, so a change spreads only as far as the convolutions carry it (the receptive field): an
+edit stays local. Unedited images are exactly the generator's.
 """
 import collections
 import dataclasses
@@ -24,29 +24,15 @@ import threading
 from typing import Dict, List, Mapping, Optional, Sequence, Union
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from stylegan_jax.explore.model import GeneratorBundle, load_generator
-from stylegan_jax.networks import (Generator, collected_norm_stats, layer_names, stage_shape,
-                                   truncate)
+from stylegan_jax.explore.synthesis_hooks import synthesize
+from stylegan_jax.networks import Generator, LayerSpec, stage_shape, truncate
 from stylegan_jax.training.samples import to_uint8
 from stylegan_jax.training.steps import cpu_compiler_options
 
 NOISE_MODES = ("const", "random", "none")
-
-
-@dataclasses.dataclass(frozen=True)
-class LayerInfo:
-    """One synthesis layer: its name, index (= which w it takes) and output shape."""
-    name: str
-    index: int
-    height: int
-    width: int
-    channels: int
-
-    def to_json(self) -> dict:
-        return dataclasses.asdict(self)
 
 
 @dataclasses.dataclass
@@ -90,7 +76,7 @@ class Explorer:
         self.module: Generator = bundle.module
         self.params = jax.device_put(bundle.params)
         self.w_avg = np.asarray(bundle.w_avg, np.float32)
-        self.info = dict(bundle.info)
+        self.provenance = dict(bundle.provenance)
         self.noise_mode = noise_mode
         self.frozen_norm_stats = bool(frozen_norm_stats)
         self.stage = self.module.num_stages - 1
@@ -101,12 +87,7 @@ class Explorer:
         self._programs = {}
         self._lock = threading.RLock()  # a web server may call from several threads
         self._compiler_options = cpu_compiler_options(fast_compile)
-        names = layer_names(tuple(self.module.base_shape), self.module.num_stages)
-        shapes = jax.eval_shape(lambda p, w: self._apply(p, w, jax.random.PRNGKey(0), "none",
-                                                         features=True)[1],
-                                self.params, jnp.zeros((1, self.num_layers, self.dlatent_size)))
-        self.layers: List[LayerInfo] = [
-            LayerInfo(n, i, *shapes[n].shape[1:]) for i, n in enumerate(names)]
+        self.layers: List[LayerSpec] = self.module.layer_specs
 
     # ------------------------------------------------------------------ construction / description
     @classmethod
@@ -126,11 +107,11 @@ class Explorer:
     def latent_size(self) -> int:
         return self.module.latent_size
 
-    def layer(self, name: str) -> LayerInfo:
+    def layer(self, name: str) -> LayerSpec:
         """The layer called `name`; ValueError naming the valid ones otherwise."""
-        for info in self.layers:
-            if info.name == name:
-                return info
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
         raise ValueError(f"unknown layer {name!r}: choose one of {', '.join(l.name for l in self.layers)}")
 
     def describe(self) -> dict:
@@ -138,7 +119,8 @@ class Explorer:
         return {"image_shape": list(self.image_shape), "latent_size": self.latent_size,
                 "dlatent_size": self.dlatent_size, "num_layers": self.num_layers,
                 "label_size": self.module.label_size, "noise_mode": self.noise_mode,
-                "layers": [l.to_json() for l in self.layers], "info": self.info}
+                "layers": [dataclasses.asdict(l) for l in self.layers],
+                "provenance": self.provenance}
 
     # ------------------------------------------------------------------ latents
     def z_from_seeds(self, seeds: Sequence[int]) -> np.ndarray:
@@ -173,19 +155,15 @@ class Explorer:
         return w if psi == 1.0 else self.truncate(w, psi, center)
 
     # ------------------------------------------------------------------ synthesis
-    def _apply(self, params, w, key, noise_mode, *, features=False, edits=None, resume=None,
-               norm_stats=None, collect_norm_stats=False):
-        """The generator's synthesis; with collect_norm_stats, (its output, {layer: (mean,
-        inverse RMS)} of every layer's instance normalization)."""
-        out = self.module.apply({"params": params}, w, stage=self.stage, noise_mode=noise_mode,
-                                edits=edits, return_features=features, resume=resume,
-                                norm_stats=norm_stats, rngs={"noise": key},
-                                method=Generator.synthesis,
-                                mutable=["norm_stats"] if collect_norm_stats else False)
-        if not collect_norm_stats:
-            return out
-        out, collected = out
-        return out, collected_norm_stats(collected)
+    def _pass(self, params, w, key, noise_mode, *, edits=None, resume=None, norm_stats=None,
+              with_norm_stats=False):
+        """(images, {layer: output}) of one synthesis pass (synthesis_hooks.synthesize), and
+        {layer: instance-norm statistics} with_norm_stats."""
+        out = synthesize(self.module, params, w, noise_mode=noise_mode, rng=key, stage=self.stage,
+                         edits=edits, resume=resume, norm_stats=norm_stats)
+        if with_norm_stats:
+            return out.images, out.features, out.norm_stats
+        return out.images, out.features
 
     def _program(self, key, fn):
         if key not in self._programs:
@@ -206,9 +184,9 @@ class Explorer:
         """Validates {layer: delta}; each delta broadcasts to [batch, h, w, c] of its layer."""
         out = {}
         for name, delta in (deltas or {}).items():
-            info = self.layer(name)
+            layer = self.layer(name)
             delta = np.asarray(delta, np.float32)
-            want = (info.height, info.width, info.channels)
+            want = (layer.height, layer.width, layer.channels)
             if delta.ndim == 3:
                 delta = delta[None]
             if delta.ndim != 4 or delta.shape[1:] != want or delta.shape[0] not in (1, batch):
@@ -248,9 +226,8 @@ class Explorer:
         first, rest = order[0], {n: deltas[n] for n in order[1:]}
         start = cached[first] + deltas[first]
         fn = self._program(("resume", mode, first, tuple(order[1:])),
-                           lambda p, w, k, s, d, st: self._apply(
-                               p, w, k, mode, features=True, edits=d or None, resume=(first, s),
-                               norm_stats=st))
+                           lambda p, w, k, s, d, st: self._pass(
+                               p, w, k, mode, edits=d, resume=(first, s), norm_stats=st))
         images, after = fn(self.params, w, key, start, rest, stats)
         if not return_features:
             return self._rendering(images, None)
@@ -262,8 +239,8 @@ class Explorer:
     def _full(self, mode, deltas):
         """The full-synthesis program (images and all features) for edits of these layers, taking
         the instance-norm statistics to keep (or None: each layer's own)."""
-        return self._program(("full", mode, tuple(sorted(deltas))), lambda p, w, k, d, st: self._apply(
-            p, w, k, mode, features=True, edits=d or None, norm_stats=st))
+        return self._program(("full", mode, tuple(sorted(deltas))), lambda p, w, k, d, st: self._pass(
+            p, w, k, mode, edits=d, norm_stats=st))
 
     def _unedited(self, w, mode, noise_seed, key):
         """(images, features, instance-norm statistics) of w without edits, from the cache (LRU)
@@ -272,9 +249,9 @@ class Explorer:
         digest = _digest(w, np.frombuffer(mode.encode(), np.uint8),
                          np.asarray(noise_seed if mode == "random" else 0))
         if digest not in self._cache:
-            fn = self._program(("unedited", mode), lambda p, w, k: self._apply(
-                p, w, k, mode, features=True, collect_norm_stats=True))
-            (images, feats), stats = fn(self.params, w, key)
+            fn = self._program(("unedited", mode), lambda p, w, k: self._pass(
+                p, w, k, mode, with_norm_stats=True))
+            images, feats, stats = fn(self.params, w, key)
             self._cache[digest] = images, feats, stats
             while len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)

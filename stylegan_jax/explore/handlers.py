@@ -11,6 +11,7 @@ Conventions (server.py routes POST /api/<name> to `Api.<name>`, GET /api/info to
   fields are refused too, so a typo does not pass silently.
 """
 import base64
+import dataclasses
 import io
 import math
 import os
@@ -99,13 +100,13 @@ class Body:
                              f"in [0, 2^32)")
         return seeds
 
-    def mask(self, key, info, default=None):
+    def mask(self, key, layer, default=None):
         mask = parse_mask(self.get(key, default), f"field {key!r}")
         if mask is None:
             return None
-        if mask.shape != (info.height, info.width):
-            raise ValueError(f"field {key!r} must be a {info.height}x{info.width} list of finite "
-                             f"numbers (layer {info.name}), got shape {list(mask.shape)}")
+        if mask.shape != (layer.height, layer.width):
+            raise ValueError(f"field {key!r} must be a {layer.height}x{layer.width} list of finite "
+                             f"numbers (layer {layer.name}), got shape {list(mask.shape)}")
         return mask
 
     def part(self, key):
@@ -182,27 +183,27 @@ class Api:
         w = self.latent(b)
         recipe, noise = self._recipe(b), self._noise(b)
         name = b.text("layer", None)
-        info = None if name is None else self.ex.layer(name)
+        layer = None if name is None else self.ex.layer(name)
         sort = b.text("sort", "channel", SORTS)
-        selection = None if info is None else b.mask("selection", info)
+        selection = None if layer is None else b.mask("selection", layer)
         rendering, _ = self._render(w, recipe, noise, name)
         out = {"image": png_data_url(rendering.uint8[0]), "w": media.encode_w(w)}
-        if info is None:
+        if layer is None:
             return out
         features = rendering.features[name][0]
         values = None
         if sort == "channel":
-            order = list(range(info.channels))
+            order = list(range(layer.channels))
         else:
             if selection is None or not np.any(selection):
                 if sort == "similarity":
                     raise ValueError("sorting by similarity needs a selection: paint a region first")
-                selection = np.ones((info.height, info.width), np.float32)
+                selection = np.ones((layer.height, layer.width), np.float32)
             ranked = (find.sort_by_magnitude if sort == "magnitude" else find.sort_by_similarity)(
                 features, selection)
             order, values = [c for c, _ in ranked], [v for _, v in ranked]
         grid, rows, cols = map_grid(media.feature_map_colors(features), order)
-        out["maps"] = {"layer": info.to_json(), "grid": png_data_url(grid), "rows": rows,
+        out["maps"] = {"layer": dataclasses.asdict(layer), "grid": png_data_url(grid), "rows": rows,
                        "cols": cols, "gap": 1, "order": order, "values": values,
                        "scale": float(np.abs(features).max())}
         return out
@@ -211,11 +212,11 @@ class Api:
         """{layer, text, toggle?} -> {text, channels}: a channel list parsed (and a channel
         added or removed), written back in canonical form."""
         b = Body(obj, "channels", ("layer", "text", "toggle"))
-        info = self.ex.layer(b.text("layer"))
-        channels = parse_channels(b.text("text", ""), info.channels)
+        layer = self.ex.layer(b.text("layer"))
+        channels = parse_channels(b.text("text", ""), layer.channels)
         toggle = b.number("toggle", None, kind=int, lo=-math.inf)
         if toggle is not None:
-            check_channel(toggle, info.channels)
+            check_channel(toggle, layer.channels)
             if channels.pop(toggle, None) is None:
                 channels[toggle] = 1.0
         return {"text": format_channels(channels), "channels": sorted(channels.items())}
@@ -225,15 +226,15 @@ class Api:
         with a = the image WITH the attribute, b = without; the edit in recipe-JSON form."""
         b = Body(obj, "propose", ("a", "b", "layer", "mask_a", "mask_b", "top_k", "name",
                                   "noise_mode"))
-        info = self.ex.layer(b.text("layer"))
-        mask_a = b.mask("mask_a", info, _REQUIRED)
-        mask_b = b.mask("mask_b", info)
+        layer = self.ex.layer(b.text("layer"))
+        mask_a = b.mask("mask_a", layer, _REQUIRED)
+        mask_b = b.mask("mask_b", layer)
         noise = self._noise(b)
         renders = [self.ex.synthesize(self.latent(b.part(k)), return_features=True, noise_mode=noise)
                    for k in ("a", "b")]
-        edit = find.propose_edit(info.name, *(r.features[info.name][0] for r in renders),
+        edit = find.propose_edit(layer.name, *(r.features[layer.name][0] for r in renders),
                                  mask_a, mask_b,
-                                 top_k=b.number("top_k", 8, lo=1, hi=info.channels, kind=int),
+                                 top_k=b.number("top_k", 8, lo=1, hi=layer.channels, kind=int),
                                  name=b.text("name", "proposed"),
                                  images=[r.images[0] for r in renders])
         return {"edit": Recipe([edit]).to_json()["edits"][0]}

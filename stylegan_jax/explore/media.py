@@ -157,7 +157,7 @@ def seed_amount_grid(explorer, recipe: Recipe, seeds: Sequence[int], amounts: Se
     save_png(os.path.join(out_dir, "grid.png"), grid, recipe=recipe)
     _write_settings(out_dir, {"kind": "seed_amount_grid", "seeds": [int(s) for s in seeds],
                               "amounts": [float(a) for a in amounts], "psi": float(psi),
-                              "recipe": recipe.to_json(), "model": explorer.info})
+                              "recipe": recipe.to_json(), "model": explorer.provenance})
     return cells
 
 
@@ -171,7 +171,7 @@ def attribute_spectrum(explorer, direction: Direction, seed: int, strengths: Seq
     _save_frames(out_dir, images, ws)
     _write_settings(out_dir, {"kind": "attribute_spectrum", "seed": int(seed), "psi": float(psi),
                               "strengths": [float(s) for s in strengths],
-                              "direction": direction.to_json(), "model": explorer.info})
+                              "direction": direction.to_json(), "model": explorer.provenance})
     return images
 
 
@@ -198,7 +198,7 @@ def interpolation_frames(explorer, seeds: Sequence[int], num_frames: int,
         _save_frames(out_dir, images, ws)
         _write_settings(out_dir, {"kind": "interpolation", "seeds": [int(s) for s in seeds],
                                   "frames_per_leg": int(num_frames), "space": space,
-                                  "psi": float(psi), "model": explorer.info})
+                                  "psi": float(psi), "model": explorer.provenance})
     return images, ws
 
 

@@ -26,10 +26,6 @@ from stylegan_jax.atomic import write_npz_atomically
 from stylegan_jax.networks import Generator
 from stylegan_jax.training.steps import cpu_compiler_options
 
-# Generator fields saved with an export (everything needed to rebuild the module).
-_GENERATOR_FIELDS = ("base_shape", "num_stages", "latent_size", "label_size", "dlatent_size",
-                     "mapping_layers", "mapping_fmaps", "mapping_lr_mul", "fmap_base", "fmap_decay",
-                     "fmap_max", "num_channels", "use_noise", "fused_scale", "dtype")
 EXPORT_FORMAT = "stylegan_jax.generator/1"
 # The bundled demo generator (experiments/bundle_demo.py writes it; the explorer's default model).
 DEMO_GENERATOR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
@@ -42,12 +38,13 @@ class GeneratorBundle:
     module: Generator          # the Flax generator
     params: Any                # its parameters, {"mapping_network": ..., "synthesis_network": ...}
     w_avg: np.ndarray          # float32 [dlatent_size]: truncation centre
-    info: Dict[str, Any] = dataclasses.field(default_factory=dict)  # where it came from (JSON)
+    provenance: Dict[str, Any] = dataclasses.field(default_factory=dict)  # where it came from
+                               # (JSON: source, and step, kimg, stage, alpha of a training run)
 
 
 def generator_config(G: Generator) -> Dict[str, Any]:
-    """The module's constructor arguments as JSON-friendly values."""
-    config = {name: getattr(G, name) for name in _GENERATOR_FIELDS}
+    """The generator's options (Generator.create's arguments) as JSON-friendly values."""
+    config = G.options()
     config["base_shape"] = list(config["base_shape"])
     config["dtype"] = jnp.dtype(config["dtype"]).name
     return config
@@ -57,7 +54,7 @@ def _generator_from_config(config: Dict[str, Any]) -> Generator:
     config = dict(config)
     config["base_shape"] = tuple(config["base_shape"])
     config["dtype"] = jnp.dtype(config["dtype"])
-    return Generator(**config)
+    return Generator.create(**config)
 
 
 def save_generator(path: str, bundle: GeneratorBundle) -> str:
@@ -65,8 +62,9 @@ def save_generator(path: str, bundle: GeneratorBundle) -> str:
     if not path.endswith(".npz"):
         raise ValueError(f"exported generators are .npz files, got {path!r}: add '.npz'")
     flat = flax.traverse_util.flatten_dict(jax.device_get(bundle.params), sep="/")
+    # The header keeps the provenance under "info" (the file format's name for it).
     header = {"format": EXPORT_FORMAT, "generator": generator_config(bundle.module),
-              "info": bundle.info}
+              "info": bundle.provenance}
     arrays = {f"params/{k}": np.asarray(v) for k, v in flat.items()}
     arrays["w_avg"] = np.asarray(bundle.w_avg, np.float32)
     arrays["header"] = np.frombuffer(json.dumps(header).encode("utf-8"), np.uint8)
@@ -87,8 +85,8 @@ def _load_export(path: str) -> GeneratorBundle:
                 if k.startswith("params/")}
         w_avg = np.asarray(data["w_avg"], np.float32)
     params = flax.traverse_util.unflatten_dict(flat, sep="/")
-    info = dict(header.get("info", {}), source=os.path.abspath(path))
-    return GeneratorBundle(_generator_from_config(header["generator"]), params, w_avg, info)
+    provenance = dict(header.get("info", {}), source=os.path.abspath(path))
+    return GeneratorBundle(_generator_from_config(header["generator"]), params, w_avg, provenance)
 
 
 def _load_checkpoint(workdir: str, step: Optional[int]) -> GeneratorBundle:
@@ -122,9 +120,9 @@ def _load_checkpoint(workdir: str, step: Optional[int]) -> GeneratorBundle:
         state, meta = ckpt.restore(abstract, step)
     finally:
         ckpt.close()
-    info = {"source": os.path.abspath(workdir), "step": int(state.step), "kimg": meta.get("kimg"),
-            "stage": meta.get("stage"), "alpha": meta.get("alpha")}
-    return GeneratorBundle(G, state.g_ema_params, np.asarray(state.w_avg, np.float32), info)
+    provenance = {"source": os.path.abspath(workdir), "step": int(state.step),
+                  "kimg": meta.get("kimg"), "stage": meta.get("stage"), "alpha": meta.get("alpha")}
+    return GeneratorBundle(G, state.g_ema_params, np.asarray(state.w_avg, np.float32), provenance)
 
 
 def load_generator(path: str) -> GeneratorBundle:
@@ -153,7 +151,7 @@ def random_bundle(seed: int = 0, **generator_kwargs) -> GeneratorBundle:
     kwargs = dict(base_shape=(8, 4), num_stages=3, latent_size=16, dlatent_size=16,
                   mapping_layers=2, mapping_fmaps=16, fmap_base=64, fmap_max=32)
     kwargs.update(generator_kwargs)
-    G = Generator(**kwargs)
+    G = Generator.create(**kwargs)
     k_params, k_noise, k_w, k_extra = jax.random.split(jax.random.PRNGKey(seed), 4)
     z = jnp.zeros((1, G.latent_size), jnp.float32)
     labels = jnp.zeros((1, G.label_size), jnp.float32) if G.label_size else None

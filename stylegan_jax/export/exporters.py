@@ -34,7 +34,7 @@ def build_manifest(G: Generator, params, options: ExportOptions, *, fmt: str, ou
 
     recipe: an explorer recipe (JSON form) whose layers the edit inputs serve, kept for the game.
     """
-    shapes = generator_fn.layer_shapes(G, params)
+    shapes = generator_fn.layer_shapes(G)
     return {
         "format": fmt,
         "model": os.path.basename(out_path.rstrip("/")),

@@ -24,7 +24,8 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 import jax
 import jax.numpy as jnp
 
-from stylegan_jax.networks import Generator, collected_norm_stats, layer_names, stage_shape, truncate
+from stylegan_jax.explore.synthesis_hooks import synthesize
+from stylegan_jax.networks import Generator, layer_names, stage_shape, truncate
 
 NOISE_MODES = ("const", "none")
 LAYOUTS = ("nchw", "nhwc")
@@ -58,13 +59,9 @@ def check_options(G: Generator, options: ExportOptions) -> None:
         raise ValueError(f"edit layers {list(options.edit_layers)} name a layer twice: give each once")
 
 
-def layer_shapes(G: Generator, params) -> Dict[str, tuple]:
-    """{layer name: (h, w, C)} of every synthesis layer at the final resolution (shape-only trace)."""
-    w = jax.ShapeDtypeStruct((1, G.num_layers, G.dlatent_size), jnp.float32)
-    _, features = jax.eval_shape(
-        lambda p, w: G.apply({"params": p}, w, stage=G.num_stages - 1, noise_mode="none",
-                             return_features=True, method=Generator.synthesis), params, w)
-    return {name: tuple(f.shape[1:]) for name, f in features.items()}
+def layer_shapes(G: Generator) -> Dict[str, tuple]:
+    """{layer name: (h, w, C)} of every synthesis layer at the final resolution."""
+    return {layer.name: (layer.height, layer.width, layer.channels) for layer in G.layer_specs}
 
 
 def _to_layout(hwc: tuple, layout: str) -> tuple:
@@ -83,7 +80,7 @@ def input_specs(G: Generator, params, options: ExportOptions) -> List[Dict[str, 
     if G.label_size and options.input_kind == "z":
         specs.append(dict(name="labels", shape=["N", G.label_size],
                           description="label vector of the conditional model"))
-    shapes = layer_shapes(G, params)
+    shapes = layer_shapes(G)
     for name in options.edit_layers:
         specs.append(dict(name=f"edit_{name}", shape=["N", *_to_layout(shapes[name], options.layout)],
                           description=f"offset added to the output of layer {name}; zeros = none"))
@@ -107,8 +104,7 @@ def make_export_function(G: Generator, params, w_avg, options: ExportOptions) ->
     """
     check_options(G, options)
     # Runtimes run float32 everywhere (bfloat16 mixed precision is a training-speed setting).
-    G = G.clone(dtype=jnp.float32)
-    stage = G.num_stages - 1
+    G = G.replace(dtype=jnp.float32)
     variables = {"params": params}
     w_avg = jnp.asarray(w_avg, jnp.float32)
     has_labels = bool(G.label_size) and options.input_kind == "z"
@@ -130,11 +126,9 @@ def make_export_function(G: Generator, params, w_avg, options: ExportOptions) ->
                  for name, delta in zip(options.edit_layers, rest)}
         norm_stats = None
         if edits and options.local_edits:  # the explorer's local edits (explore/explorer.py)
-            _, collected = G.apply(variables, w, stage=stage, noise_mode=options.noise,
-                                   method=Generator.synthesis, mutable=["norm_stats"])
-            norm_stats = collected_norm_stats(collected)
-        images = G.apply(variables, w, stage=stage, noise_mode=options.noise, edits=edits or None,
-                         norm_stats=norm_stats, method=Generator.synthesis)
+            norm_stats = synthesize(G, params, w, noise_mode=options.noise).norm_stats
+        images = synthesize(G, params, w, noise_mode=options.noise, edits=edits,
+                            norm_stats=norm_stats).images
         images = jnp.clip(images, -1.0, 1.0)
         return jnp.transpose(images, (0, 3, 1, 2)) if nchw else images
 

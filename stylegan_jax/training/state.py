@@ -35,7 +35,8 @@ def build_networks(config, label_size: int = 0) -> Tuple[Generator, Discriminato
     dtype = jnp.dtype(config.model.dtype)
     shared = dict(base_shape=tuple(config.model.base_shape), num_stages=config.model.num_stages,
                   label_size=label_size, dtype=dtype)
-    return Generator(**shared, **config.generator), Discriminator(**shared, **config.discriminator)
+    return (Generator.create(**shared, **config.generator),
+            Discriminator(**shared, **config.discriminator))
 
 
 def make_optimizer(config) -> optax.GradientTransformation:

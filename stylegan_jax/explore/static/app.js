@@ -55,7 +55,7 @@ async function exportMedia(kind) {
 async function start() {
   const info = state.info = await api("info");
   $("#model-info").textContent = `${info.image_shape.join("×")}, ${info.num_layers} layers` +
-    (info.info && info.info.source ? ` — ${info.info.source}` : "");
+    (info.provenance && info.provenance.source ? ` — ${info.provenance.source}` : "");
   $("#layer-select").replaceChildren(...info.layers.map((l) =>
     new Option(`${l.name} (${l.height}×${l.width}×${l.channels})`, l.name)));
   $("#layer-select").value = info.layers[Math.floor(info.layers.length / 2)].name;
