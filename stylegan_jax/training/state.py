@@ -44,10 +44,15 @@ def make_optimizer(config) -> optax.GradientTransformation:
         learning_rate=0.0, b1=config.optimizer.b1, b2=config.optimizer.b2, eps=config.optimizer.eps)
 
 
-def with_learning_rate(opt_state, lr):
-    """The Adam state with the learning rate for the next update set to `lr` (may be traced)."""
-    return opt_state._replace(hyperparams={**opt_state.hyperparams,
-                                           "learning_rate": jnp.asarray(lr, jnp.float32)})
+def optimizer_update(tx: optax.GradientTransformation, params, opt_state, grads, lr):
+    """One update of `params` by `grads` at learning rate `lr` (may be traced).
+
+    Returns (new params, new optimizer state).
+    """
+    opt_state = opt_state._replace(hyperparams={**opt_state.hyperparams,
+                                                "learning_rate": jnp.asarray(lr, jnp.float32)})
+    updates, opt_state = tx.update(grads, opt_state, params)
+    return optax.apply_updates(params, updates), opt_state
 
 
 def init_train_state(G: Generator, D: Discriminator, config, segment: int = 0) -> TrainState:
