@@ -13,7 +13,7 @@ from stylegan_jax import conditional, layers, losses
 from stylegan_jax.data import synthetic_portraits
 from stylegan_jax.data.labels import LabelSpec
 from stylegan_jax.data.synthetic_portraits import LABEL_SPEC
-from stylegan_jax.training import checkpoint, loop, state as state_lib, steps
+from stylegan_jax.training import checkpoint, loop, parallel, state as state_lib, steps
 
 GROUPS = conditional.attribute_groups(LABEL_SPEC)
 
@@ -117,18 +117,26 @@ def test_matching_aware_term_scores_reals_with_wrong_labels_as_fakes():
     assert not np.allclose(*(np.asarray(s.d_params["8x4_projection"]) for s in second), rtol=1e-3, atol=0)
 
 
-def test_matching_aware_term_needs_a_d_that_scores_labels_and_the_label_layout():
+def test_the_step_checks_its_config_when_it_is_built():
+    repl = parallel.replicated(parallel.make_mesh())
+
+    def build(conditioning, label_size=LABEL_SPEC.dim, label_groups=GROUPS, **loss):
+        config = smoke(conditioning)
+        config.loss.update(loss)
+        config = ml_collections.FrozenConfigDict(config)
+        G, D = state_lib.build_networks(config, label_size)
+        return steps.make_train_step(G, D, config, repl, label_groups)
+
     with pytest.raises(ValueError, match="mismatch_weight needs a D that scores labels"):
-        one_step("acgan", "data", 1.0)
-    G, D, config, state, _, _, batch = one_step("projection", "data", 0.5)
-    trace = lambda config, **kw: jax.eval_shape(functools.partial(
-        steps.train_step, G=G, D=D, config=config, stage=0, apply_r1=False, **kw), state, batch, 1.0, 0.01, 0.01)
-    with pytest.raises(ValueError, match="need the label layout: pass label_groups"):
-        trace(config)
-    typo = ml_collections.ConfigDict(config.to_dict())
-    typo.loss.fake_labels = "balanced"
+        build("acgan", mismatch_weight=1.0)
+    for loss in (dict(mismatch_weight=0.5), dict(fake_labels="uniform")):
+        with pytest.raises(ValueError, match="need the label layout: pass label_groups"):
+            build("projection", label_groups=(), **loss)
     with pytest.raises(ValueError, match="unknown loss.fake_labels 'balanced'"):
-        trace(ml_collections.FrozenConfigDict(typo), label_groups=GROUPS)
+        build("projection", fake_labels="balanced")
+    with pytest.raises(ValueError, match="unknown loss.fake_labels 'balanced'"):  # unconditional too
+        build("switch", label_size=0, label_groups=(), fake_labels="balanced")
+    build("projection", mismatch_weight=0.5)  # with the label layout the same settings build
 
 
 def test_conditional_checkpoint_restores_with_its_label_spec(tmp_path):

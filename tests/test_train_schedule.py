@@ -63,8 +63,8 @@ def test_optimizer_segments_change_exactly_where_the_official_loop_resets(ffhq):
         if previous is not None:
             official_reset = (math.floor(phase.lod) != math.floor(previous.lod)
                               or math.ceil(phase.lod) != math.ceil(previous.lod))
-            assert (phase.segment != previous.segment) == official_reset, nimg
-            assert phase.segment >= previous.segment
+            assert (phase.opt_segment != previous.opt_segment) == official_reset, nimg
+            assert phase.opt_segment >= previous.opt_segment
         previous = phase
 
 

@@ -55,11 +55,12 @@ def _crossed(before: int, after: int, every_kimg: float) -> bool:
 
 
 @functools.lru_cache(maxsize=None)
-def _programs(G, D, config, sharding, first_segment: int, label_groups=()):
-    """(init, reset, sampler, train_step) jitted once per process for a (frozen) config."""
+def _programs(G, D, config, sharding, opt_segment: int, label_groups=()):
+    """(init, reset, sampler, train_step) jitted once per process for a (frozen) config; init
+    starts the Adam states in `opt_segment`."""
     fast = cpu_compiler_options(True)  # these run rarely: compile time matters more than speed
     init = jax.jit(functools.partial(state_lib.init_train_state, G, D, config,
-                                     segment=first_segment),
+                                     opt_segment=opt_segment),
                    out_shardings=sharding, compiler_options=fast)
     reset = jax.jit(functools.partial(state_lib.reset_optimizers, config=config),
                     out_shardings=sharding, compiler_options=fast)
@@ -89,7 +90,7 @@ def train_and_evaluate(config, workdir: str, *, make_source: Optional[Callable] 
     if config.metrics.every_kimg > 0:
         quality.check_metrics_config(config.metrics)
     init, reset, sampler, train_step = _programs(
-        G, D, config, repl, schedule.phase_at(0, sched, **geometry).segment,
+        G, D, config, repl, schedule.phase_at(0, sched, **geometry).opt_segment,
         conditional.attribute_groups(spec) if spec is not None else ())
 
     ckpt = checkpoint.Checkpointer(os.path.join(workdir, "checkpoints"), config.checkpoint.keep)
@@ -105,8 +106,8 @@ def train_and_evaluate(config, workdir: str, *, make_source: Optional[Callable] 
         logging.info("resumed %s at %.3f kimg", ckpt.directory, meta["nimg"] / 1000)
     else:
         state = init()
-    step, nimg, segment = (int(x) for x in parallel.to_host((state.step, state.nimg,
-                                                             state.opt_segment)))
+    step, nimg, opt_segment = (int(x) for x in parallel.to_host((state.step, state.nimg,
+                                                                 state.opt_segment)))
 
     # The grid's latents are fixed; its reals (and labels, if conditional) are the first batch of
     # process 0's view of the data, the same on every process (they feed one SPMD program).
@@ -160,8 +161,8 @@ def train_and_evaluate(config, workdir: str, *, make_source: Optional[Callable] 
     with PreemptionWatcher() as watcher:
         while nimg < total_img:
             phase = schedule.phase_at(nimg, sched, **geometry)
-            if sched.reset_opt_for_new_lod and phase.segment != segment:
-                state, segment = reset(state, segment=phase.segment), phase.segment
+            if sched.reset_opt_for_new_lod and phase.opt_segment != opt_segment:
+                state, opt_segment = reset(state, opt_segment=phase.opt_segment), phase.opt_segment
             batch = parallel.global_batch(stream.next(phase, nimg), mesh)
             state, metrics = train_step(state, batch, phase.alpha, phase.g_lr, phase.d_lr,
                                         stage=phase.stage,

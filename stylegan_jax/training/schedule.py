@@ -28,7 +28,7 @@ class Phase:
     minibatch: int         # global minibatch size (all devices of all hosts)
     g_lr: float            # generator learning rate
     d_lr: float            # discriminator learning rate
-    segment: int           # changes exactly when the official code resets Adam (floor or ceil of lod)
+    opt_segment: int       # changes exactly when the official code resets Adam (floor or ceil of lod)
 
 
 def resolution_key(shape: Tuple[int, int]) -> str:
@@ -76,11 +76,11 @@ def phase_at(nimg: int, sched, *, base_shape: Tuple[int, int], num_stages: int) 
         rampup = min(kimg / sched.lrate_rampup_kimg, 1.0)
         g_lr, d_lr = g_lr * rampup, d_lr * rampup
     # The official loop resets Adam when floor(lod) or ceil(lod) changes: once when a fade-in
-    # starts and once when it ends. 2*stage - fading numbers those segments in order.
-    segment = 2 * stage - (1 if alpha < 1.0 else 0)
+    # starts and once when it ends. 2*stage - fading numbers those optimizer segments in order.
+    opt_segment = 2 * stage - (1 if alpha < 1.0 else 0)
     return Phase(kimg=kimg, lod=lod, stage=stage, alpha=alpha, shape=shape,
                  minibatch=int(_lookup(sched.minibatch_dict, key, sched.minibatch_base)),
-                 g_lr=float(g_lr), d_lr=float(d_lr), segment=segment)
+                 g_lr=float(g_lr), d_lr=float(d_lr), opt_segment=opt_segment)
 
 
 def check_minibatches(sched, *, base_shape: Tuple[int, int], num_stages: int,

@@ -2,7 +2,7 @@
 
 Everything a resumed run needs is in `TrainState`, so a checkpoint of it restores G, D, the
 generator average, both Adam states, the step and image counters (hence the schedule position),
-the optimizer's schedule segment, the RNG and the tracked average w (StyleGAN users' most common
+the optimizer segment (`opt_segment`), the RNG and the tracked average w (StyleGAN users' most common
 resume complaint is that one of these silently resets).
 """
 from typing import Any, Tuple
@@ -20,7 +20,7 @@ class TrainState:
     """All training state. Scalars are 0-d arrays so the state is a plain pytree of arrays."""
     step: jax.Array          # int32: train steps taken (each = one D and one G update)
     nimg: jax.Array          # int32: real images shown so far; the schedule is a function of it
-    opt_segment: jax.Array   # int32: schedule segment the Adam states were started in
+    opt_segment: jax.Array   # int32: schedule.Phase.opt_segment the Adam states were started in
     rng: jax.Array           # uint32[2]: base key; step t uses fold_in(rng, t)
     g_params: Any            # generator parameters
     d_params: Any            # discriminator parameters
@@ -45,13 +45,18 @@ def make_optimizer(config) -> optax.GradientTransformation:
         learning_rate=0.0, b1=config.optimizer.b1, b2=config.optimizer.b2, eps=config.optimizer.eps)
 
 
-def with_learning_rate(opt_state, lr):
-    """The Adam state with the learning rate for the next update set to `lr` (may be traced)."""
-    return opt_state._replace(hyperparams={**opt_state.hyperparams,
-                                           "learning_rate": jnp.asarray(lr, jnp.float32)})
+def optimizer_update(tx: optax.GradientTransformation, params, opt_state, grads, lr):
+    """One update of `params` by `grads` at learning rate `lr` (may be traced).
+
+    Returns (new params, new optimizer state).
+    """
+    opt_state = opt_state._replace(hyperparams={**opt_state.hyperparams,
+                                                "learning_rate": jnp.asarray(lr, jnp.float32)})
+    updates, opt_state = tx.update(grads, opt_state, params)
+    return optax.apply_updates(params, updates), opt_state
 
 
-def init_train_state(G: Generator, D: Discriminator, config, segment: int = 0) -> TrainState:
+def init_train_state(G: Generator, D: Discriminator, config, opt_segment: int = 0) -> TrainState:
     """A fresh state from `config.seed` (pure: jit it with replicated out_shardings).
 
     Every stage's parameters are created now, so the state never changes shape while growing.
@@ -65,14 +70,14 @@ def init_train_state(G: Generator, D: Discriminator, config, segment: int = 0) -
     d_params = D.init({"params": k_d}, images, labels, stage=top)["params"]
     tx = make_optimizer(config)
     return TrainState(step=jnp.zeros((), jnp.int32), nimg=jnp.zeros((), jnp.int32),
-                      opt_segment=jnp.asarray(segment, jnp.int32), rng=k_train,
+                      opt_segment=jnp.asarray(opt_segment, jnp.int32), rng=k_train,
                       g_params=g_params, d_params=d_params, g_ema_params=g_params,
                       g_opt_state=tx.init(g_params), d_opt_state=tx.init(d_params),
                       w_avg=jnp.zeros((G.dlatent_size,), jnp.float32))
 
 
-def reset_optimizers(state: TrainState, config, segment) -> TrainState:
-    """Fresh Adam states (official reset_opt_for_new_lod), tagged with the new schedule segment."""
+def reset_optimizers(state: TrainState, config, opt_segment) -> TrainState:
+    """Fresh Adam states (official reset_opt_for_new_lod), tagged with the new opt_segment."""
     tx = make_optimizer(config)
     return state.replace(g_opt_state=tx.init(state.g_params), d_opt_state=tx.init(state.d_params),
-                         opt_segment=jnp.asarray(segment, jnp.int32))
+                         opt_segment=jnp.asarray(opt_segment, jnp.int32))

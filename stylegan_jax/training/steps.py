@@ -1,20 +1,34 @@
 """The pure training step: one discriminator update, one generator update, the averages.
 
-As in the official StyleGAN loop: D minimizes the logistic loss plus R1 on the reals, then G
-minimizes the non-saturating loss against the updated D, with style-mixing regularization; the
-generator average (half-life 10 kimg) and the tracked w follow. All randomness comes from
-fold_in(state.rng, state.step), so a step depends only on the state, the batch and the schedule.
+`train_step` follows the official StyleGAN loop:
+
+1. `d_step`: D minimizes the logistic loss of the reals against G's fakes, plus R1 on the reals
+   (lazy: every loss.r1_interval steps, that many times heavier), plus the conditional terms of
+   its config: the ACGAN classification of the reals (`conditional.acgan_d_loss`) and the
+   matching-aware term (`mismatch_term`).
+2. `g_step`: G minimizes the non-saturating loss against the updated D, on fakes drawn with
+   style-mixing regularization (`generate`), plus the ACGAN term (`conditional.acgan_g_loss`).
+3. `update_averages`: the generator average and the tracked average w.
+
+The random streams are part of the contract (a step depends only on the state, the batch and the
+schedule, and tests redraw a step's fakes and labels from them):
+
+    step_key = fold_in(state.rng, state.step)
+    k_d, k_g = split(step_key)   the fakes of the D step and of the G step
+    fold_in(step_key, 1)         the labels G is asked for (`requested_labels`)
+    fold_in(step_key, 2)         the wrong labels of the matching-aware term (`wrong_labels`)
+
+`make_train_step` checks the config once (`check_step_config`) and jits `train_step`.
 """
 import functools
 from typing import Callable, Dict
 
 import jax
 import jax.numpy as jnp
-import optax
 
 from stylegan_jax import conditional, layers, losses
 from stylegan_jax.networks import Discriminator, Generator, style_mixing, update_w_avg
-from stylegan_jax.training.state import TrainState, make_optimizer, with_learning_rate
+from stylegan_jax.training.state import TrainState, make_optimizer, optimizer_update
 
 
 def fade_reals(images, alpha):
@@ -26,6 +40,29 @@ def fade_reals(images, alpha):
 def ema_beta(batch_size: int, half_life_kimg: float) -> float:
     """Per-step decay of the generator average for a given half-life in thousands of images."""
     return 0.5 ** (batch_size / (half_life_kimg * 1000.0)) if half_life_kimg > 0 else 0.0
+
+
+def is_acgan(D: Discriminator) -> bool:
+    """Whether D also classifies its input: it returns (scores, class logits)."""
+    return D.label_size > 0 and D.conditioning == "acgan"
+
+
+def is_matching_aware(D: Discriminator, loss_cfg) -> bool:
+    """Whether D also learns that reals with a wrong label are fakes (loss.mismatch_weight > 0)."""
+    return D.label_size > 0 and loss_cfg.mismatch_weight > 0
+
+
+def check_step_config(G: Generator, D: Discriminator, config, label_groups: conditional.Groups = ()):
+    """Raises a one-line ValueError if the step cannot train G and D with config.loss."""
+    loss_cfg = config.loss
+    conditional.check_fake_labels(loss_cfg.fake_labels)  # also when unconditional: no silent typo
+    mismatch = is_matching_aware(D, loss_cfg)
+    if mismatch and D.conditioning not in ("projection", "switch"):
+        raise ValueError(f"loss.mismatch_weight needs a D that scores labels (conditioning projection "
+                         f"or switch), not {D.conditioning!r}: set it to 0")
+    if G.label_size and not label_groups and (mismatch or loss_cfg.fake_labels != "data"):
+        raise ValueError("uniform fake labels and the matching-aware term need the label layout: "
+                         "pass label_groups=conditional.attribute_groups(spec)")
 
 
 def generate(G: Generator, g_params, rng, labels, batch_size: int, *, stage: int, alpha,
@@ -42,101 +79,128 @@ def generate(G: Generator, g_params, rng, labels, batch_size: int, *, stage: int
     return images, w
 
 
-def train_step(state: TrainState, batch: Dict[str, jax.Array], alpha, g_lr, d_lr, *,
-               G: Generator, D: Discriminator, config, stage: int, apply_r1: bool,
-               label_groups: conditional.Groups = ()):
-    """One D step and one G step on the global batch. Returns (new state, metrics).
+def critic_outputs(D: Discriminator, d_params, images, labels, *, stage: int, alpha):
+    """(scores [N], ACGAN class logits [N, label_size] or None) of D on images with labels."""
+    out = D.apply({"params": d_params}, images, labels, stage=stage, alpha=alpha)
+    return out if is_acgan(D) else (out, None)
 
-    stage and apply_r1 are static; alpha and the learning rates are traced scalars. G is asked for
-    the labels of the real batch, or uniform ones (config.loss.fake_labels); label_groups
-    (conditional.attribute_groups of the data's LabelSpec) lays out those and the ACGAN losses.
-    """
-    tx = make_optimizer(config)
-    loss_cfg = config.loss
-    batch_size = batch["image"].shape[0]
-    acgan = D.label_size > 0 and D.conditioning == "acgan"
-    conditional.check_fake_labels(loss_cfg.fake_labels)  # also when unconditional: no silent typo
-    mismatch = D.label_size > 0 and loss_cfg.mismatch_weight > 0
-    if mismatch and D.conditioning not in ("projection", "switch"):
-        raise ValueError(f"loss.mismatch_weight needs a D that scores labels (conditioning projection "
-                         f"or switch), not {D.conditioning!r}: set it to 0")
-    if G.label_size and not label_groups and (mismatch or loss_cfg.fake_labels != "data"):
-        raise ValueError("uniform fake labels and the matching-aware term need the label layout: "
-                         "pass label_groups=conditional.attribute_groups(spec)")
-    step_key = jax.random.fold_in(state.rng, state.step)
-    k_d, k_g = jax.random.split(step_key)
-    # Drawn apart, so k_d and k_g stay what they were before these options existed.
-    k_labels, k_mismatch = jax.random.fold_in(step_key, 1), jax.random.fold_in(step_key, 2)
-    real_labels = batch["label"] if G.label_size else None
-    labels = None if real_labels is None else conditional.fake_labels(  # what G is asked for
-        loss_cfg.fake_labels, k_labels, real_labels, label_groups)
-    gen = functools.partial(generate, G, labels=labels, batch_size=batch_size, stage=stage,
-                            alpha=alpha, mixing_prob=loss_cfg.style_mixing_prob)
 
-    def d_outputs(d_params, images, labels):
-        """(scores, ACGAN class logits or None) of D on images with `labels`."""
-        out = D.apply({"params": d_params}, images, labels, stage=stage, alpha=alpha)
-        return out if acgan else (out, None)
+def requested_labels(loss_cfg, rng, real_labels, label_groups: conditional.Groups):
+    """The labels G is asked for (loss.fake_labels: the real batch's or uniform), None if
+    unconditional."""
+    if real_labels is None:
+        return None
+    return conditional.fake_labels(loss_cfg.fake_labels, rng, real_labels, label_groups)
 
-    def d_scores(d_params, images, labels):
-        return d_outputs(d_params, images, labels)[0]
 
-    def acgan_loss(loss_fn, logits, labels, weight):
-        return loss_fn(logits, labels, label_groups, weight, loss_cfg.acgan_loss)
+def wrong_labels(D: Discriminator, loss_cfg, rng, real_labels, label_groups: conditional.Groups):
+    """(wrong labels, changed) of the reals for the matching-aware term
+    (conditional.mismatched_labels), None when D is not matching-aware."""
+    if not is_matching_aware(D, loss_cfg):
+        return None
+    return conditional.mismatched_labels(rng, real_labels, label_groups)
 
-    # Discriminator.
-    fakes = jax.lax.stop_gradient(gen(state.g_params, k_d)[0])
-    reals = fade_reals(batch["image"].astype(jnp.float32), alpha)
 
-    def d_loss_fn(d_params):
-        real_scores, real_logits = d_outputs(d_params, reals, real_labels)
-        fake_scores = d_scores(d_params, fakes, labels)
+def mismatch_term(critic, d_params, reals, wrong, weight: float):
+    """Matching-aware D: the reals scored with their wrong labels count as fakes."""
+    labels, changed = wrong
+    return conditional.mismatch_loss(critic(d_params, reals, labels)[0], changed, weight)
+
+
+def d_step(state: TrainState, lr, tx, critic, reals, real_labels, fakes, fake_labels, wrong, *,
+           loss_cfg, apply_r1: bool, label_groups: conditional.Groups):
+    """D minimizes the logistic loss of reals against fakes, + lazy R1 on the reals, + the
+    matching-aware term (when `wrong` labels are given), + ACGAN's classification of the reals
+    (when D classifies). Returns (d_params, d_opt_state, metrics)."""
+
+    def loss_fn(d_params):
+        real_scores, real_logits = critic(d_params, reals, real_labels)
+        fake_scores, _ = critic(d_params, fakes, fake_labels)
         loss = losses.d_logistic_loss(real_scores, fake_scores)
         r1 = jnp.zeros((), jnp.float32)
         if apply_r1 and loss_cfg.r1_gamma > 0:  # lazy R1: every r1_interval steps, k times heavier
-            r1 = losses.r1_penalty(lambda x: d_scores(d_params, x, real_labels), reals,
+            r1 = losses.r1_penalty(lambda x: critic(d_params, x, real_labels)[0], reals,
                                    loss_cfg.r1_gamma * loss_cfg.r1_interval)
-        aux = dict(d_loss=loss, r1_penalty=r1, real_score=jnp.mean(real_scores),
-                   fake_score=jnp.mean(fake_scores))
-        if mismatch:  # matching-aware D: reals with a wrong label count as fakes
-            wrong, changed = conditional.mismatched_labels(k_mismatch, real_labels, label_groups)
-            aux["d_mismatch"] = conditional.mismatch_loss(d_scores(d_params, reals, wrong), changed,
-                                                          loss_cfg.mismatch_weight)
-            loss = loss + aux["d_mismatch"]
-        if acgan:  # ACGAN: D also learns to classify the reals (stylegan_jax/conditional.py)
-            aux["d_acgan"] = acgan_loss(conditional.acgan_d_loss, real_logits, real_labels,
-                                        loss_cfg.acgan_d_weight)
-            loss = loss + aux["d_acgan"]
-        return loss + r1, aux
+        metrics = dict(d_loss=loss, r1_penalty=r1, real_score=jnp.mean(real_scores),
+                       fake_score=jnp.mean(fake_scores))
+        if wrong is not None:  # matching-aware D
+            metrics["d_mismatch"] = mismatch_term(critic, d_params, reals, wrong,
+                                                  loss_cfg.mismatch_weight)
+            loss = loss + metrics["d_mismatch"]
+        if real_logits is not None:  # ACGAN: D also classifies the reals
+            metrics["d_acgan"] = conditional.acgan_d_loss(real_logits, real_labels, label_groups,
+                                                          loss_cfg.acgan_d_weight, loss_cfg.acgan_loss)
+            loss = loss + metrics["d_acgan"]
+        return loss + r1, metrics
 
-    d_grads, metrics = jax.grad(d_loss_fn, has_aux=True)(state.d_params)
-    d_updates, d_opt_state = tx.update(d_grads, with_learning_rate(state.d_opt_state, d_lr),
-                                       state.d_params)
-    d_params = optax.apply_updates(state.d_params, d_updates)
+    grads, metrics = jax.grad(loss_fn, has_aux=True)(state.d_params)
+    return (*optimizer_update(tx, state.d_params, state.d_opt_state, grads, lr), metrics)
 
-    # Generator, against the updated discriminator.
-    def g_loss_fn(g_params):
-        images, w = gen(g_params, k_g)
-        scores, logits = d_outputs(d_params, images, labels)
-        aux = dict(g_loss=losses.g_nonsaturating_loss(scores))
-        if acgan:  # ACGAN: G is rewarded when D's classifier recognizes the requested labels
-            aux["g_acgan"] = acgan_loss(conditional.acgan_g_loss, logits, labels, loss_cfg.acgan_g_weight)
-        return sum(aux.values()), (w, aux)
 
-    (_, (w, g_metrics)), g_grads = jax.value_and_grad(g_loss_fn, has_aux=True)(state.g_params)
-    g_updates, g_opt_state = tx.update(g_grads, with_learning_rate(state.g_opt_state, g_lr),
-                                       state.g_params)
-    g_params = optax.apply_updates(state.g_params, g_updates)
+def g_step(state: TrainState, lr, tx, critic, d_params, make_fakes, rng, labels, *, loss_cfg,
+           label_groups: conditional.Groups):
+    """G minimizes the non-saturating loss of its fakes `make_fakes(g_params, rng)` against D at
+    d_params, + ACGAN's term for D recognizing the requested labels (when D classifies).
+    Returns (g_params, g_opt_state, the fakes' w, metrics)."""
 
+    def loss_fn(g_params):
+        images, w = make_fakes(g_params, rng)
+        scores, logits = critic(d_params, images, labels)
+        metrics = dict(g_loss=losses.g_nonsaturating_loss(scores))
+        if logits is not None:  # ACGAN: D's classifier should recognize the requested labels
+            metrics["g_acgan"] = conditional.acgan_g_loss(logits, labels, label_groups,
+                                                          loss_cfg.acgan_g_weight, loss_cfg.acgan_loss)
+        return sum(metrics.values()), (w, metrics)
+
+    (_, (w, metrics)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.g_params)
+    return (*optimizer_update(tx, state.g_params, state.g_opt_state, grads, lr), w, metrics)
+
+
+def update_averages(state: TrainState, g_params, w, batch_size: int, loss_cfg):
+    """(g_ema_params, w_avg): the generator average (half-life loss.g_ema_half_life_kimg) moved
+    toward g_params, and the tracked w (decay loss.w_avg_beta) toward this step's w."""
     beta = ema_beta(batch_size, loss_cfg.g_ema_half_life_kimg)
     g_ema_params = jax.tree.map(lambda avg, p: layers.lerp(p, avg, beta), state.g_ema_params,
                                 g_params)
+    return g_ema_params, update_w_avg(state.w_avg, jax.lax.stop_gradient(w), loss_cfg.w_avg_beta)
+
+
+def train_step(state: TrainState, batch: Dict[str, jax.Array], alpha, g_lr, d_lr, *,
+               G: Generator, D: Discriminator, config, stage: int, apply_r1: bool,
+               label_groups: conditional.Groups = ()):
+    """One D step and one G step on the global batch, then the averages. Returns (new state,
+    metrics).
+
+    stage and apply_r1 are static; alpha and the learning rates are traced scalars. label_groups
+    (conditional.attribute_groups of the data's LabelSpec) lays out the labels; the config must
+    pass check_step_config (make_train_step checks it).
+    """
+    loss_cfg = config.loss
+    tx = make_optimizer(config)
+    batch_size = batch["image"].shape[0]
+    step_key = jax.random.fold_in(state.rng, state.step)
+    k_d, k_g = jax.random.split(step_key)
+    k_labels, k_wrong = jax.random.fold_in(step_key, 1), jax.random.fold_in(step_key, 2)
+    real_labels = batch["label"] if G.label_size else None
+    labels = requested_labels(loss_cfg, k_labels, real_labels, label_groups)
+    wrong = wrong_labels(D, loss_cfg, k_wrong, real_labels, label_groups)
+    critic = functools.partial(critic_outputs, D, stage=stage, alpha=alpha)
+    make_fakes = functools.partial(generate, G, labels=labels, batch_size=batch_size, stage=stage,
+                                 alpha=alpha, mixing_prob=loss_cfg.style_mixing_prob)
+
+    fakes = jax.lax.stop_gradient(make_fakes(state.g_params, k_d)[0])
+    reals = fade_reals(batch["image"].astype(jnp.float32), alpha)
+    d_params, d_opt_state, d_metrics = d_step(
+        state, d_lr, tx, critic, reals, real_labels, fakes, labels, wrong, loss_cfg=loss_cfg,
+        apply_r1=apply_r1, label_groups=label_groups)
+    g_params, g_opt_state, w, g_metrics = g_step(
+        state, g_lr, tx, critic, d_params, make_fakes, k_g, labels, loss_cfg=loss_cfg,
+        label_groups=label_groups)
+    g_ema_params, w_avg = update_averages(state, g_params, w, batch_size, loss_cfg)
     new_state = state.replace(
         step=state.step + 1, nimg=state.nimg + batch_size, g_params=g_params, d_params=d_params,
-        g_ema_params=g_ema_params, g_opt_state=g_opt_state, d_opt_state=d_opt_state,
-        w_avg=update_w_avg(state.w_avg, jax.lax.stop_gradient(w), loss_cfg.w_avg_beta))
-    metrics.update(g_metrics)
-    return new_state, metrics
+        g_ema_params=g_ema_params, g_opt_state=g_opt_state, d_opt_state=d_opt_state, w_avg=w_avg)
+    return new_state, {**d_metrics, **g_metrics}
 
 
 def cpu_compiler_options(fast: bool):
@@ -153,10 +217,11 @@ def make_train_step(G: Generator, D: Discriminator, config, state_sharding,
                     label_groups: conditional.Groups = ()) -> Callable:
     """`train_step` jitted for data parallelism: state and metrics replicated, batch sharded.
 
-    JAX compiles one program per (stage, apply_r1) and caches it; this factory is cached too
-    (config must be a hashable FrozenConfigDict), so a resumed run in the same process reuses
-    the compiled programs.
+    The config is checked here (check_step_config), once, with a one-line error. JAX compiles one
+    program per (stage, apply_r1) and caches it; this factory is cached too (config must be a
+    hashable FrozenConfigDict), so a resumed run in the same process reuses the compiled programs.
     """
+    check_step_config(G, D, config, label_groups)
     step = functools.partial(train_step, G=G, D=D, config=config, label_groups=label_groups)
     return jax.jit(step, static_argnames=("stage", "apply_r1"),
                    out_shardings=(state_sharding, state_sharding),
