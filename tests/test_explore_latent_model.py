@@ -132,7 +132,7 @@ def test_exported_generator_round_trips(bundle, explorer, tmp_path):
 def test_loads_the_ema_generator_of_a_training_workdir(tmp_path):
     from experiments.configs import smoke  # pylint: disable=import-outside-toplevel
     from stylegan_jax.training import checkpoint, state as state_lib  # pylint: disable=import-outside-toplevel
-    from stylegan_jax.training.steps import cpu_compiler_options  # pylint: disable=import-outside-toplevel
+    from stylegan_jax.utils import cpu_compiler_options  # pylint: disable=import-outside-toplevel
     config = smoke.get_config()
     G, D = state_lib.build_networks(config)
     state = jax.jit(lambda: state_lib.init_train_state(G, D, config),

@@ -15,6 +15,7 @@ import optax
 from stylegan_jax import conditional, layers, losses
 from stylegan_jax.networks import Discriminator, Generator, style_mixing, update_w_avg
 from stylegan_jax.training.state import TrainState, make_optimizer, with_learning_rate
+from stylegan_jax.utils import cpu_compiler_options
 
 
 def fade_reals(images, alpha):
@@ -137,15 +138,6 @@ def train_step(state: TrainState, batch: Dict[str, jax.Array], alpha, g_lr, d_lr
         w_avg=update_w_avg(state.w_avg, jax.lax.stop_gradient(w), loss_cfg.w_avg_beta))
     metrics.update(g_metrics)
     return new_state, metrics
-
-
-def cpu_compiler_options(fast: bool):
-    """XLA options: on CPU, fast=True skips LLVM optimizations (compiles ~2x faster, runs slower).
-
-    Used for functions that run rarely (init, optimizer reset, sample grids) and, with
-    config.fast_compile, for the train step of short runs such as tests.
-    """
-    return {"xla_backend_optimization_level": 0} if fast and jax.default_backend() == "cpu" else None
 
 
 @functools.lru_cache(maxsize=None)
