@@ -238,21 +238,3 @@ def complete_labels(spec: LabelSpec, text: str, batch: int, rng):
         if requested[o:o + k].any():
             random[:, o:o + k] = requested[o:o + k]
     return random
-
-
-def checkpoint_label_spec(meta) -> Optional[LabelSpec]:
-    """The LabelSpec a training checkpoint records (its meta JSON), None if unconditional.
-
-    Checkpoints from before the spec was recorded fall back to their data source's spec.
-    """
-    if meta.get("label_spec"):
-        return LabelSpec.from_json(meta["label_spec"])
-    if not meta.get("label_size"):
-        return None
-    from stylegan_jax.data.pipeline import dataset_info  # pylint: disable=import-outside-toplevel
-    data = meta["config"]["data"]
-    spec = dataset_info(data["source"], data_dir=data.get("data_dir"))["label_spec"]
-    if spec is None or spec.dim != meta["label_size"]:
-        raise ValueError(f"the checkpoint has labels of size {meta['label_size']} but records no "
-                         f"label spec, and {data['source']} does not give one of that size")
-    return spec

@@ -1,6 +1,5 @@
 """Conditioning: label layouts, the ACGAN / projection losses against numpy, R1 with labels, errors."""
 import functools
-import json
 
 import jax
 import jax.numpy as jnp
@@ -180,11 +179,6 @@ def test_complete_labels_keeps_named_classes_and_draws_the_rest():
         np.testing.assert_array_equal(vectors[:, offset:offset + k].sum(1), 1)  # every block one class
     eyes = vectors[:, 6:11].argmax(1)
     assert len(set(eyes.tolist())) > 1  # unnamed attributes vary
-
-
-def test_checkpoint_label_spec_from_meta():
-    assert conditional.checkpoint_label_spec({"label_spec": json.loads(LABEL_SPEC.to_json())}) == LABEL_SPEC
-    assert conditional.checkpoint_label_spec({"label_size": 0}) is None
 
 
 def test_sample_labels_are_one_hot_per_attribute_and_uniform():
