@@ -19,8 +19,9 @@ import numpy as np
 from experiments.prepare_danbooru import add_crop_flags, crop_settings_from
 from stylegan_jax.data.prepared import PreparedWriter
 from stylegan_jax.prep import crops, landmarks
-from stylegan_jax.prep.images import list_images, load_rgb
+from stylegan_jax.prep.images import load_rgb
 from stylegan_jax.prep.runner import Outcome, finish, run_command, run_preparation
+from stylegan_jax.utils import list_images
 
 
 def prepare_faces_from_landmarks(images: str, landmarks_file: str, out: str, *, shape=(512, 256),

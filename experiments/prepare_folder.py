@@ -16,8 +16,9 @@ import os
 from experiments.prepare_danbooru import parse_shape
 from stylegan_jax.data.labels import LabelSpec
 from stylegan_jax.data.prepared import PreparedWriter
-from stylegan_jax.prep.images import centre_crop_box, crop_resize, list_images, load_rgb
+from stylegan_jax.prep.images import centre_crop_box, crop_resize, load_rgb
 from stylegan_jax.prep.runner import Outcome, finish, run_command, run_preparation
+from stylegan_jax.utils import list_images
 
 
 def prepare_folder(images: str, out: str, *, shape=(512, 256), label_attribute: str | None = None,

@@ -19,6 +19,7 @@ from experiments.prepare_danbooru import parse_shape
 from stylegan_jax.atomic import atomic_write
 from stylegan_jax.data import synthetic_portraits
 from stylegan_jax.data.pipeline import dataset_info, make_pipeline
+from stylegan_jax.utils import to_uint8
 
 FLAGS = flags.FLAGS
 
@@ -82,7 +83,7 @@ def preview(dataset, out, num=32, size=None, boxes=False, columns=8, cell_width=
     num = min(num, info["num_examples"])
     batch = next(make_pipeline(dataset, resolution=resolution, batch_size=num, split=split, seed=seed,
                                process_index=0, process_count=1, repeat=False, data_dir=data_dir))
-    images = np.round((batch["image"] + 1.0) * 127.5).clip(0, 255).astype(np.uint8)
+    images = to_uint8(batch["image"])
     captions = [label_lines(info["label_spec"], label) for label in batch["label"]]
     box_array = (np.stack([portrait_boxes(key, info["image_shape"]) for key in batch["key"]])
                  if boxes else None)

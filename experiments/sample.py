@@ -45,7 +45,7 @@ def sample(argv):
                                    read_only=True)
     meta = ckpt.read_meta(_STEP.value)
     config = ml_collections.ConfigDict(meta["config"])
-    spec = conditional.checkpoint_label_spec(meta)
+    spec = checkpoint.label_spec(meta)
     if _LABELS.value and spec is None:
         raise ValueError("this run is unconditional: drop --labels")
     G, D = state_lib.build_networks(config, conditional.label_size(spec))

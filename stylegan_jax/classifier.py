@@ -26,6 +26,7 @@ from tqdm import tqdm
 from stylegan_jax import conditional, layers
 from stylegan_jax.atomic import write_bytes_atomically
 from stylegan_jax.data.labels import LabelSpec
+from stylegan_jax.utils import read_json
 
 INPUT_SHAPE = (64, 32)
 ASSET_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets")
@@ -168,12 +169,11 @@ def save_attribute_classifier(path: str, params, spec: LabelSpec, widths, info: 
 def load_attribute_classifier(path: str = DEFAULT_PATH) -> AttributeClassifier:
     """The classifier saved at `path` (default: the shipped synthetic-portraits judge)."""
     meta_file = metadata_path(path)
-    for file in (path, meta_file):
-        if not os.path.isfile(file):
-            raise FileNotFoundError(f"no attribute classifier at {file}: train one with "
-                                    "python -m experiments.train_classifier --out=PATH")
-    with open(meta_file, encoding="utf-8") as f:
-        meta = json.load(f)
+    missing = ("no attribute classifier at {}: train one with "
+               "python -m experiments.train_classifier --out=PATH")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(missing.format(path))
+    meta = read_json(meta_file, missing.format(meta_file))
     with open(path, "rb") as f:
         params = serialization.msgpack_restore(f.read())
     return AttributeClassifier(params, LabelSpec.from_json(meta["label_spec"]), tuple(meta["widths"]))

@@ -188,33 +188,8 @@ def sample_labels(rng, groups: Groups, batch: int):
 # pulls every image toward the average *class* too (psi -> 0 gives the same face for every label);
 # users expect "the typical blonde", i.e. the average w of that label.
 
-def update_class_w_avg(class_w_avg, w, labels, beta: float = 0.995):
-    """Moving average of w per label column: row c tracks the mean w of examples with y_c = 1.
-
-    class_w_avg [dim, D], w [N, D] (or [N, layers, D]: layer 0 is used), labels [N, dim]. Columns
-    absent from the batch keep their value (a pure function: returns the new array).
-    """
-    w = w[:, 0] if w.ndim == 3 else w
-    weights = labels.astype(jnp.float32)
-    counts = jnp.sum(weights, axis=0)                                  # [dim]
-    batch_means = (weights.T @ w.astype(jnp.float32)) / jnp.maximum(counts, 1.0)[:, None]
-    updated = batch_means + (class_w_avg - batch_means) * beta         # lerp(batch_mean, avg, beta)
-    return jnp.where((counts > 0)[:, None], updated, class_w_avg)
-
-
-def w_avg_for_labels(class_w_avg, labels):
-    """The truncation centre of each label vector: the mean of its specified classes' averages.
-
-    For a one-of-K label this is exactly the tracked average of that class. labels [N, dim] ->
-    [N, 1, D], broadcastable against w [N, layers, D] in networks.truncate.
-    """
-    weights = labels.astype(jnp.float32)
-    centre = (weights @ class_w_avg) / jnp.maximum(jnp.sum(weights, axis=1, keepdims=True), 1.0)
-    return centre[:, None, :]
-
-
 def estimate_w_avg_for_labels(G: Generator, g_params, labels, rng, num_samples: int = 1024):
-    """E_z[mapping(z, y)] per label vector y, by Monte Carlo (for checkpoints without class averages).
+    """E_z[mapping(z, y)] per label vector y, by Monte Carlo: the truncation centre of that label.
 
     labels [N, dim] -> [N, 1, D]. Runs num_samples latents per label vector through the mapping.
     """
@@ -238,21 +213,3 @@ def complete_labels(spec: LabelSpec, text: str, batch: int, rng):
         if requested[o:o + k].any():
             random[:, o:o + k] = requested[o:o + k]
     return random
-
-
-def checkpoint_label_spec(meta) -> Optional[LabelSpec]:
-    """The LabelSpec a training checkpoint records (its meta JSON), None if unconditional.
-
-    Checkpoints from before the spec was recorded fall back to their data source's spec.
-    """
-    if meta.get("label_spec"):
-        return LabelSpec.from_json(meta["label_spec"])
-    if not meta.get("label_size"):
-        return None
-    from stylegan_jax.data.pipeline import dataset_info  # pylint: disable=import-outside-toplevel
-    data = meta["config"]["data"]
-    spec = dataset_info(data["source"], data_dir=data.get("data_dir"))["label_spec"]
-    if spec is None or spec.dim != meta["label_size"]:
-        raise ValueError(f"the checkpoint has labels of size {meta['label_size']} but records no "
-                         f"label spec, and {data['source']} does not give one of that size")
-    return spec

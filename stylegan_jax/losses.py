@@ -4,7 +4,6 @@
 * R1 (Mescheder et al., arXiv 1801.04406): gamma/2 * E_x ||grad_x D(x)||^2 on real images. It is
   plain `jax.grad` of D with respect to the images; differentiating the penalty again with respect
   to D's parameters goes straight through the depthwise blur, no custom gradients needed.
-* WGAN-GP with epsilon drift (PGGAN's loss, arXiv 1710.10196 appendix A.1) as an alternative.
 """
 from typing import Callable
 
@@ -32,21 +31,3 @@ def r1_penalty(d_fn: Callable, reals, gamma: float = 10.0):
     """R1: gamma / 2 * mean_i ||grad_x D(x_i)||^2 at the real images."""
     return 0.5 * gamma * jnp.mean(gradient_norms_squared(d_fn, reals))
 
-
-def wgan_g_loss(fake_scores):
-    """WGAN generator loss: -mean D(G(z))."""
-    return -jnp.mean(fake_scores)
-
-
-def wgan_gp_d_loss(d_fn: Callable, reals, fakes, rng, real_scores, fake_scores,
-                   gp_lambda: float = 10.0, gp_target: float = 1.0, eps_drift: float = 0.001):
-    """PGGAN's WGAN-GP discriminator loss with the epsilon-drift term.
-
-    D(G(z)) - D(x) + lambda * (||grad D(x_hat)|| - target)^2 / target^2 + eps * D(x)^2, with x_hat
-    a random interpolation between real and fake images.
-    """
-    t = jax.random.uniform(rng, (reals.shape[0],) + (1,) * (reals.ndim - 1), reals.dtype)
-    mixed = reals + (fakes - reals) * t
-    norms = jnp.sqrt(gradient_norms_squared(d_fn, mixed) + 1e-12)
-    penalty = gp_lambda * jnp.square(norms - gp_target) / gp_target**2
-    return jnp.mean(fake_scores - real_scores + penalty + eps_drift * jnp.square(real_scores))

@@ -1,6 +1,5 @@
 """Conditioning: label layouts, the ACGAN / projection losses against numpy, R1 with labels, errors."""
 import functools
-import json
 
 import jax
 import jax.numpy as jnp
@@ -11,7 +10,7 @@ from gradcheck import assert_matches_finite_differences
 from stylegan_jax import conditional, losses
 from stylegan_jax.data.labels import LabelSpec
 from stylegan_jax.data.synthetic_portraits import LABEL_SPEC
-from stylegan_jax.networks import Discriminator, Generator, truncate
+from stylegan_jax.networks import Discriminator, Generator
 
 ONE_OF_K = LabelSpec({"hair_color": ("black", "brown", "blonde", "red", "blue", "pink")})
 TINY = dict(base_shape=(4, 2), num_stages=2, fmap_base=16, fmap_max=4)
@@ -182,11 +181,6 @@ def test_complete_labels_keeps_named_classes_and_draws_the_rest():
     assert len(set(eyes.tolist())) > 1  # unnamed attributes vary
 
 
-def test_checkpoint_label_spec_from_meta():
-    assert conditional.checkpoint_label_spec({"label_spec": json.loads(LABEL_SPEC.to_json())}) == LABEL_SPEC
-    assert conditional.checkpoint_label_spec({"label_size": 0}) is None
-
-
 def test_sample_labels_are_one_hot_per_attribute_and_uniform():
     groups = conditional.attribute_groups(LABEL_SPEC)
     labels = np.asarray(conditional.sample_labels(jax.random.key(0), groups, 6000))
@@ -243,26 +237,6 @@ def test_mismatch_loss_averages_softplus_over_the_changed_rows():
     expected = 0.5 * np.mean(np.log1p(np.exp(scores[changed].astype(np.float64))))
     assert float(conditional.mismatch_loss(scores, changed, 0.5)) == pytest.approx(expected, rel=1e-6)
     assert float(conditional.mismatch_loss(scores, np.zeros(4, bool))) == 0.0
-
-
-def test_class_w_avg_tracks_each_class_and_truncates_to_its_centre():
-    rng = np.random.default_rng(4)
-    labels = tiny_labels(LABEL_SPEC, 5, rng)
-    w = rng.standard_normal((5, 3, 8)).astype(np.float32)
-    class_avg = rng.standard_normal((15, 8)).astype(np.float32)
-    beta = 0.9
-    got = np.asarray(conditional.update_class_w_avg(class_avg, w, labels, beta))
-    for c in range(15):  # numpy loop: lerp toward the batch mean of that class's w, if present
-        members = labels[:, c] > 0
-        want = class_avg[c] if not members.any() else w[members, 0].mean(0) + (class_avg[c] - w[members, 0].mean(0)) * beta
-        np.testing.assert_allclose(got[c], want, rtol=1e-5, atol=1e-6)
-    one_hot = np.eye(15, dtype=np.float32)[[2, 7]]
-    centre = np.asarray(conditional.w_avg_for_labels(got, one_hot))
-    np.testing.assert_allclose(centre[:, 0], got[[2, 7]], rtol=1e-6)
-    multi = np.asarray(conditional.w_avg_for_labels(got, labels))
-    np.testing.assert_allclose(multi[:, 0], labels @ got / labels.sum(1, keepdims=True), rtol=1e-5, atol=1e-6)
-    # psi = 0 lands every layer exactly on the class centre.
-    np.testing.assert_allclose(truncate(jnp.asarray(w), multi, 0.0), np.broadcast_to(multi, w.shape), atol=1e-6)
 
 
 def test_estimated_class_centre_is_the_mean_mapping_output():

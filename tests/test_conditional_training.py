@@ -14,6 +14,7 @@ from stylegan_jax.data import synthetic_portraits
 from stylegan_jax.data.labels import LabelSpec
 from stylegan_jax.data.synthetic_portraits import LABEL_SPEC
 from stylegan_jax.training import checkpoint, loop, parallel, state as state_lib, steps
+from stylegan_jax.utils import cpu_compiler_options
 
 GROUPS = conditional.attribute_groups(LABEL_SPEC)
 
@@ -35,7 +36,7 @@ def one_step(conditioning, fake_labels="data", mismatch_weight=0.0):
     config.loss.mismatch_weight = mismatch_weight
     config = ml_collections.FrozenConfigDict(config)
     G, D = state_lib.build_networks(config, LABEL_SPEC.dim)
-    fast = steps.cpu_compiler_options(True)
+    fast = cpu_compiler_options(True)
     state = jax.jit(functools.partial(state_lib.init_train_state, G, D, config), compiler_options=fast)()
     drawn = synthetic_portraits.generate(0, range(8), (64, 32))
     batch = {"image": np.asarray(layers.downscale(drawn["image"].astype(np.float32) / 127.5 - 1.0, 8)),

@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 
 from stylegan_jax.explore import Explorer, random_bundle
-from stylegan_jax.explore.edits import (Edit, box_mask, edit_deltas, format_channels, paint_box,
-                                        paint_brush, parse_channels, resize_mask)
+from stylegan_jax.explore.edits import Edit, box_mask, edit_deltas, format_channels, parse_channels, resize_mask
 
 
 @pytest.fixture(scope="module")
@@ -49,15 +48,15 @@ def test_format_channels_round_trips():
 
 # ----------------------------------------------------------------------------- masks
 
-def test_painting_add_subtract_erase_at_cell_centres():
-    mask = np.zeros((4, 4), np.float32)
-    mask = paint_box(mask, (0.0, 0.0, 0.5, 0.5), "add")       # cells (0..1, 0..1)
-    mask = paint_box(mask, (0.0, 0.5, 0.25, 1.0), "subtract")  # cells (0, 2..3)
-    mask = paint_brush(mask, 0.5, 0.5, 0.2, "erase")           # only cell (0, 0)'s centre
-    expected = np.array([[0, 1, -1, -1], [1, 1, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]], np.float32)
-    np.testing.assert_array_equal(mask, expected)
-    with pytest.raises(ValueError, match="unknown paint mode"):
-        paint_box(mask, (0, 0, 1, 1), "smear")
+def test_box_mask_holds_the_cells_whose_centre_is_inside():
+    expected = np.zeros((4, 4), np.float32)
+    expected[0:2, 0:2] = 1                                                  # centres 0.125, 0.375
+    np.testing.assert_array_equal(box_mask((4, 4), (0.0, 0.0, 0.5, 0.5)), expected)
+    expected = np.zeros((4, 4), np.float32)
+    expected[0, 2:4] = -1
+    np.testing.assert_array_equal(box_mask((4, 4), (0.0, 0.5, 0.25, 1.0), value=-1.0), expected)
+    with pytest.raises(ValueError, match="bad box"):
+        box_mask((4, 4), (0.5, 0.0, 0.25, 1.0))
 
 
 def test_resize_mask_area_average_and_nearest():

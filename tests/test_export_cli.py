@@ -14,7 +14,7 @@ from experiments import export as export_cli
 from experiments.config_flags import load_config
 from stylegan_jax.export import ExportOptions
 from stylegan_jax.training import checkpoint, state as state_lib
-from stylegan_jax.training.steps import cpu_compiler_options
+from stylegan_jax.utils import cpu_compiler_options
 from test_export_onnx import check_against_reference, make_inputs, onnx_runner
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -17,7 +17,7 @@ from stylegan_jax.explore.synthesis_hooks import synthesize
 from stylegan_jax.export import ExportOptions, export_onnx, manifest_path
 from stylegan_jax.export import onnx_graph
 from stylegan_jax.networks import Generator, truncate
-from stylegan_jax.training.steps import cpu_compiler_options
+from stylegan_jax.utils import cpu_compiler_options
 
 TOLERANCE = 1e-3
 EDITS = ("16x8_conv1", "32x16_conv0_up")

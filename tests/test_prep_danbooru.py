@@ -105,9 +105,9 @@ def make_fake_dump(root, num_posts, seed=0, size_range=(200, 1200), images=False
 def test_both_formats_parse_to_the_ground_truth(tmp_path):
     truth, num_malformed = make_fake_dump(tmp_path, 300)
     stats = {}
-    posts = danbooru.read_posts(str(tmp_path / "metadata"), stats)
+    posts = list(danbooru.iter_posts(str(tmp_path / "metadata"), stats))
     assert stats == {"records": 300 + num_malformed, "malformed": num_malformed, "duplicate_id": 0, "posts": 300}
-    assert [p.id for p in posts] == sorted(t["id"] for t in truth)
+    assert sorted(p.id for p in posts) == sorted(t["id"] for t in truth)
     by_id = {t["id"]: t for t in truth}
     for post in posts:
         t = by_id[post.id]
@@ -124,8 +124,8 @@ def test_parquet_metadata_matches_json_lines(tmp_path):
     truth = make_ground_truth(40, seed=1)
     pq.write_table(pa.Table.from_pylist([new_format(p) for p in truth]), tmp_path / "posts.parquet")
     (tmp_path / "posts.jsonl").write_text("".join(json.dumps(new_format(p)) + "\n" for p in truth))
-    from_parquet = danbooru.read_posts(str(tmp_path / "posts.parquet"), {})
-    from_json = danbooru.read_posts(str(tmp_path / "posts.jsonl"), {})
+    from_parquet = list(danbooru.iter_posts(str(tmp_path / "posts.parquet"), {}))
+    from_json = list(danbooru.iter_posts(str(tmp_path / "posts.jsonl"), {}))
     assert from_parquet == from_json and len(from_parquet) == 40
 
 
@@ -134,10 +134,10 @@ def test_duplicates_keep_the_first_and_missing_metadata_is_a_clear_error(tmp_pat
     write_metadata(tmp_path / "a", truth, malformed=[])
     write_metadata(tmp_path / "a" / "again", truth[:3], malformed=[])
     stats = {}
-    assert len(danbooru.read_posts(str(tmp_path / "a"), stats)) == 10
+    assert len(list(danbooru.iter_posts(str(tmp_path / "a"), stats))) == 10
     assert stats["duplicate_id"] == 3
     with pytest.raises(FileNotFoundError, match="metadata"):
-        danbooru.read_posts(str(tmp_path / "nowhere"), {})
+        list(danbooru.iter_posts(str(tmp_path / "nowhere"), {}))
 
 
 def test_image_path_follows_the_release_layout():
@@ -152,7 +152,7 @@ def test_each_filter_removes_exactly_its_posts(tmp_path, reference_date):
                                       min_height=512, min_width=256, ratings=("g", "s"),
                                       exclude_tags=("lying", "on_side"))
     kept, removed = danbooru.select_posts(str(tmp_path / "metadata"), post_filter, {})
-    assert post_filter.apply(danbooru.read_posts(str(tmp_path / "metadata"), {})) == (kept, removed)
+    assert post_filter.apply(list(danbooru.iter_posts(str(tmp_path / "metadata"), {}))) == (kept, removed)
 
     # The expectation, from the ground truth, filter by filter in the documented order.
     reference = reference_date or max(t["created"] for t in truth)
@@ -185,4 +185,4 @@ def test_parquet_without_pyarrow_names_the_install(tmp_path, monkeypatch):
     (tmp_path / "posts.parquet").write_bytes(b"PAR1")
     monkeypatch.setattr(builtins, "__import__", without_pyarrow)
     with pytest.raises(ImportError, match="pip install pyarrow"):
-        danbooru.read_posts(str(tmp_path / "posts.parquet"), {})
+        list(danbooru.iter_posts(str(tmp_path / "posts.parquet"), {}))

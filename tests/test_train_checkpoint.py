@@ -1,13 +1,17 @@
-"""Checkpointer on a tiny stand-in TrainState: round trip, rotation, corrupt and mismatched data."""
+"""Checkpointer on a tiny stand-in TrainState: round trip, rotation, corrupt and mismatched data;
+the label spec a checkpoint's meta gives."""
 import glob
 import hashlib
+import json
 import os
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from PIL import Image
 
+from stylegan_jax.data.labels import LabelSpec
 from stylegan_jax.training import checkpoint, state as state_lib
 
 
@@ -100,3 +104,20 @@ def test_checkpoint_of_another_config_names_the_parameter(tmp_path):
     assert ("different config (d_opt_state/mu/dense/kernel: saved (2, 3), this config needs "
             "(2, 5))") in str(error.value)
     assert tree_digest(directory) == before
+
+
+def test_label_spec_is_the_recorded_one_or_none_when_unconditional():
+    spec = LabelSpec({"hair_color": ("black", "blonde"), "mouth_open": ("0", "1")})
+    assert checkpoint.label_spec({"label_spec": json.loads(spec.to_json()), "label_size": 4}) == spec
+    assert checkpoint.label_spec({"label_size": 0}) is None
+    assert checkpoint.label_spec({}) is None
+
+
+def test_label_spec_of_an_old_checkpoint_comes_from_its_data_source(tmp_path):
+    for name in ("cats", "dogs"):  # a labelled folder: one class per sub-folder
+        os.makedirs(tmp_path / name)
+        Image.new("RGB", (4, 8)).save(tmp_path / name / "0.png")
+    meta = {"label_size": 2, "config": {"data": {"source": f"folder:{tmp_path}"}}}
+    assert checkpoint.label_spec(meta) == LabelSpec({"class": ("cats", "dogs")})
+    with pytest.raises(ValueError, match="labels of size 3 but records no label spec"):
+        checkpoint.label_spec(dict(meta, label_size=3))

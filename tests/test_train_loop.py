@@ -22,6 +22,7 @@ from experiments import config_flags
 from stylegan_jax import losses
 from stylegan_jax.data import tf_cpu
 from stylegan_jax.training import checkpoint, loop, parallel, state as state_lib, steps
+from stylegan_jax.utils import cpu_compiler_options
 from test_train_checkpoint import tree_digest
 
 STEPS = 12           # smoke: 5 steps at 8x4, 3 fading 16x8 in, 4 at 16x8 (batch 8)
@@ -45,7 +46,7 @@ def initial_state():
     G, D = state_lib.build_networks(config)
     return jax.jit(functools.partial(state_lib.init_train_state, G, D, config),
                    out_shardings=parallel.replicated(parallel.make_mesh()),
-                   compiler_options=steps.cpu_compiler_options(True))()
+                   compiler_options=cpu_compiler_options(True))()
 
 
 def leaves_by_path(tree):

@@ -22,9 +22,10 @@ import re
 import numpy as np
 from PIL import Image
 
-from stylegan_jax.atomic import is_temporary, temporary_path, write_json_atomically  # noqa: F401 (re-exported)
+from stylegan_jax.atomic import is_temporary, temporary_path, write_json_atomically
 from stylegan_jax.data.labels import LabelSpec
 from stylegan_jax.data.tf_cpu import tensorflow_on_cpu
+from stylegan_jax.utils import read_json
 
 FORMAT_VERSION = 1
 INFO_FILE = "dataset.json"
@@ -169,11 +170,8 @@ def is_prepared_dir(path):
 def read_prepared_info(path):
     """Returns dataset.json of a prepared dataset, with "label_spec" as a LabelSpec (or None)."""
     info_path = os.path.join(os.fspath(path), INFO_FILE)
-    if not os.path.isfile(info_path):
-        raise FileNotFoundError(f"{path} is not a finished prepared dataset (no {INFO_FILE}): "
+    info = read_json(info_path, f"{path} is not a finished prepared dataset (no {INFO_FILE}): "
                                 "run the preparation tool to completion first")
-    with open(info_path, encoding="utf-8") as f:
-        info = json.load(f)
     if info.get("format_version") != FORMAT_VERSION:
         raise ValueError(f"{info_path} has format_version {info.get('format_version')}, this "
                          f"code reads {FORMAT_VERSION}: re-run the preparation tool")

@@ -17,7 +17,7 @@ from tqdm import tqdm
 from stylegan_jax.data import portraits_tfds, prepared
 from stylegan_jax.data.labels import LabelSpec
 from stylegan_jax.data.tf_cpu import tensorflow_on_cpu
-from stylegan_jax.prep.images import IMAGE_EXTENSIONS, list_images
+from stylegan_jax.utils import IMAGE_EXTENSIONS, list_images
 
 FOLDER_PREFIX = "folder:"
 # What tf.io.decode_image reads; other images (e.g. TIFF) must go through experiments.prepare_folder.

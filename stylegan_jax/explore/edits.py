@@ -20,6 +20,7 @@ from typing import Dict, Iterable, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
+# The mask value each paint mode of the page sets (the page paints the masks: static/editor.js).
 PAINT_MODES = {"add": 1.0, "subtract": -1.0, "erase": 0.0}
 _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 # "first", "first-last", either with an optional "*multiplier"
@@ -77,12 +78,6 @@ def format_channels(channels: Mapping[int, float]) -> str:
 
 # ------------------------------------------------------------------------------- masks
 
-def _paint_value(mode: str) -> float:
-    if mode not in PAINT_MODES:
-        raise ValueError(f"unknown paint mode {mode!r}: choose one of {', '.join(PAINT_MODES)}")
-    return PAINT_MODES[mode]
-
-
 def box_mask(shape: Tuple[int, int], box: Sequence[float], value: float = 1.0) -> np.ndarray:
     """float32 [h, w]: `value` in cells whose centre lies in box (ymin, xmin, ymax, xmax) in [0, 1]."""
     h, w = shape
@@ -93,23 +88,6 @@ def box_mask(shape: Tuple[int, int], box: Sequence[float], value: float = 1.0) -
     xs = (np.arange(w) + 0.5) / w
     inside = ((ys >= ymin) & (ys <= ymax))[:, None] & ((xs >= xmin) & (xs <= xmax))[None, :]
     return np.where(inside, np.float32(value), np.float32(0))
-
-
-def paint_box(mask: np.ndarray, box: Sequence[float], mode: str = "add") -> np.ndarray:
-    """A copy of mask with the box (fractions of h, w) set to +1 / -1 / 0 for add/subtract/erase."""
-    value = _paint_value(mode)
-    inside = box_mask(mask.shape, box) > 0
-    return np.where(inside, np.float32(value), mask).astype(np.float32)
-
-
-def paint_brush(mask: np.ndarray, y: float, x: float, radius: float,
-                mode: str = "add") -> np.ndarray:
-    """A copy of mask with a disc (centre y, x and radius in layer pixels) set by `mode`."""
-    value = _paint_value(mode)
-    h, w = mask.shape
-    yy, xx = np.meshgrid(np.arange(h) + 0.5, np.arange(w) + 0.5, indexing="ij")
-    inside = (yy - y) ** 2 + (xx - x) ** 2 <= float(radius) ** 2
-    return np.where(inside, np.float32(value), mask).astype(np.float32)
 
 
 def resize_mask(mask: np.ndarray, shape: Tuple[int, int]) -> np.ndarray:

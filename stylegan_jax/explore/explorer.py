@@ -29,8 +29,7 @@ import numpy as np
 from stylegan_jax.explore.model import GeneratorBundle, load_generator
 from stylegan_jax.explore.synthesis_hooks import synthesize
 from stylegan_jax.networks import Generator, LayerSpec, stage_shape, truncate
-from stylegan_jax.training.samples import to_uint8
-from stylegan_jax.training.steps import cpu_compiler_options
+from stylegan_jax.utils import cpu_compiler_options, to_uint8
 
 NOISE_MODES = ("const", "random", "none")
 

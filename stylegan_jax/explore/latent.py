@@ -79,20 +79,6 @@ def classifier_tags(images, classifier: Callable, attribute: Union[str, int],
     return probabilities[:, attribute] > threshold
 
 
-def attribute_vector_from_classifier(explorer, classifier: Callable, attribute: Union[str, int],
-                                     seeds: Sequence[int], *, psi: float = 1.0, batch: int = 64,
-                                     threshold: float = 0.5) -> np.ndarray:
-    """The attribute vector of generated images tagged by a classifier (see classifier_tags).
-
-    (With a conditional generator, dataset labels tag images directly instead: pass
-    w_from_seeds(seeds, labels=labels) and labels[:, i] > 0.5 to attribute_vector.)
-    """
-    w = explorer.w_from_seeds(seeds, psi=psi)
-    tags = np.concatenate([classifier_tags(explorer.synthesize(w[i:i + batch]).images, classifier,
-                                           attribute, threshold) for i in range(0, len(w), batch)])
-    return attribute_vector(w, tags)
-
-
 @dataclasses.dataclass
 class Direction:
     """A direction in W applied with a strength to layers [start, stop) (None = all)."""

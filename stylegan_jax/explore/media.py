@@ -19,7 +19,7 @@ from tqdm import tqdm
 from stylegan_jax.atomic import atomic_write, write_json_atomically
 from stylegan_jax.explore.latent import Direction, apply_directions, lerp_w, slerp_z
 from stylegan_jax.explore.recipe import Recipe, apply_recipe
-from stylegan_jax.training.samples import tile, to_uint8
+from stylegan_jax.utils import tile, to_uint8
 
 METADATA_KEY = "stylegan_jax"
 MP4_PINS = "imageio==2.38.1 imageio-ffmpeg==0.8.1"

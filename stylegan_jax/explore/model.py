@@ -24,7 +24,7 @@ import numpy as np
 
 from stylegan_jax.atomic import write_npz_atomically
 from stylegan_jax.networks import Generator
-from stylegan_jax.training.steps import cpu_compiler_options
+from stylegan_jax.utils import cpu_compiler_options, read_json
 
 EXPORT_FORMAT = "stylegan_jax.generator/1"
 # The bundled demo generator (experiments/bundle_demo.py writes it; the explorer's default model).
@@ -94,11 +94,9 @@ def _load_checkpoint(workdir: str, step: Optional[int]) -> GeneratorBundle:
     import ml_collections  # pylint: disable=import-outside-toplevel
     from stylegan_jax.training import checkpoint, state as state_lib  # pylint: disable=import-outside-toplevel
     config_path = os.path.join(workdir, "config.json")
-    if not os.path.isfile(config_path):
-        raise FileNotFoundError(f"no config.json in {workdir}: pass a training workdir, a "
-                                f"checkpoint step directory inside one, or an exported .npz")
-    with open(config_path, encoding="utf-8") as f:
-        config = ml_collections.ConfigDict(json.load(f))
+    config = ml_collections.ConfigDict(read_json(
+        config_path, f"no config.json in {workdir}: pass a training workdir, a checkpoint step "
+                     "directory inside one, or an exported .npz"))
     label_size = 0
     if config.data.use_labels:
         from stylegan_jax.data.pipeline import dataset_info  # pylint: disable=import-outside-toplevel

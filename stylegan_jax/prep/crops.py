@@ -18,7 +18,6 @@ borders would teach the generator to draw them): "no_room_below" when the face s
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from typing import Protocol, Sequence
 
@@ -26,6 +25,7 @@ import numpy as np
 from PIL import Image
 
 from stylegan_jax.prep.images import crop_resize
+from stylegan_jax.utils import read_json
 
 REJECT_LOW_CONFIDENCE = "face_low_confidence"
 REJECT_TOO_SMALL = "face_too_small"
@@ -110,11 +110,8 @@ class KnownBoxDetector:
 
     @classmethod
     def from_file(cls, path: str) -> "KnownBoxDetector":
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"box file {path!r} not found: give a JSON file "
-                                    "{\"key\": [[x, y, width, height, confidence], ...]}")
-        with open(path) as file:
-            return cls(json.load(file))
+        return cls(read_json(path, f"box file {path!r} not found: give a JSON file "
+                                   "{\"key\": [[x, y, width, height, confidence], ...]}"))
 
     def detect(self, image, key):
         return list(self.boxes.get(str(key), []))

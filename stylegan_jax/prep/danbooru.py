@@ -182,11 +182,6 @@ def iter_posts(path: str, stats: dict) -> Iterator[Post]:
             yield post
 
 
-def read_posts(path: str, stats: dict) -> list[Post]:
-    """iter_posts as a list sorted by id."""
-    return sorted(iter_posts(path, stats), key=lambda post: post.id)
-
-
 @dataclasses.dataclass(frozen=True)
 class PostFilter:
     """Curation by metadata (MISSION.md): what a post needs to be kept.

@@ -16,8 +16,6 @@ from PIL import Image, ImageOps
 # protects against decompression bombs while keeping large scans.
 DEFAULT_MAX_PIXELS = 200_000_000
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
-
 
 class UnreadableImage(Exception):
     """The file is corrupt, truncated, of an unknown format or too large to decode safely."""
@@ -87,17 +85,3 @@ def centre_crop_box(image_size: tuple[int, int], shape: tuple[int, int]) -> tupl
     left = (image_width - crop_width) / 2
     top = (image_height - crop_height) / 2
     return (left, top, left + crop_width, top + crop_height)
-
-
-def list_images(root: str) -> list[str]:
-    """Paths (relative to root, '/'-separated) of every image file under root, sorted: a fixed
-    order, so preparation runs can resume."""
-    if not os.path.isdir(root):
-        raise FileNotFoundError(f"image folder {root!r} not found")
-    found = []
-    for directory, subdirectories, names in os.walk(root):
-        subdirectories.sort()
-        for name in names:
-            if name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith("."):
-                found.append(os.path.relpath(os.path.join(directory, name), root).replace(os.sep, "/"))
-    return sorted(found)

@@ -13,11 +13,10 @@ but the extension does not, which is why only ~20,000 of FFHQ's 70,000 photos su
 """
 from __future__ import annotations
 
-import json
-import os
-
 import numpy as np
 from PIL import Image
+
+from stylegan_jax.utils import read_json
 
 # 68-point (iBUG / dlib) indices
 _LEFT_EYE, _RIGHT_EYE, _MOUTH_LEFT, _MOUTH_RIGHT = slice(36, 42), slice(42, 48), 48, 54
@@ -46,11 +45,8 @@ def read_landmarks(path: str) -> list[tuple[str, np.ndarray]]:
 
     Reads FFHQ's ffhq-dataset-v2.json ({id: {"in_the_wild": {"file_path", "face_landmarks"}}}) or a
     plain {relative image path: 68 points or {eye_left, eye_right, mouth_left, mouth_right}}."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"landmarks file {path!r} not found: give FFHQ's ffhq-dataset-v2.json or "
-                                "{image path: 68 [x, y] points}")
-    with open(path, encoding="utf-8") as file:
-        entries = json.load(file)
+    entries = read_json(path, f"landmarks file {path!r} not found: give FFHQ's ffhq-dataset-v2.json or "
+                              "{image path: 68 [x, y] points}")
     if not isinstance(entries, dict):
         raise ValueError(f"{path}: expected a JSON object keyed by image")
     faces = {}

@@ -14,12 +14,10 @@ and is counted as ambiguous, so the vocabulary's order is its priority.
 """
 from __future__ import annotations
 
-import json
-import os
-
 import numpy as np
 
 from stylegan_jax.data.labels import LabelSpec
+from stylegan_jax.utils import read_json
 
 _HAIR = ["blonde", "brown", "black", "blue", "pink", "purple", "green", "red", "orange", "aqua"]
 _EYES = ["blue", "red", "brown", "green", "purple", "yellow", "pink", "aqua", "orange"]
@@ -58,11 +56,8 @@ class TagVocabulary:
         """A vocabulary file, or "default" for DEFAULT_VOCABULARY."""
         if path == "default":
             return cls(DEFAULT_VOCABULARY)
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"vocabulary {path!r} not found: give a JSON file (see stylegan_jax/prep/tags.py) "
-                                    "or --vocabulary=default")
-        with open(path, encoding="utf-8") as file:
-            return cls(json.load(file))
+        return cls(read_json(path, f"vocabulary {path!r} not found: give a JSON file (see stylegan_jax/prep/tags.py) "
+                                   "or --vocabulary=default"))
 
     def classify(self, tags) -> dict:
         """{attribute: class name, UNSPECIFIED, or class name + AMBIGUOUS marker} for a tag set."""

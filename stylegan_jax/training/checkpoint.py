@@ -7,6 +7,8 @@ to a temporary directory and renames it when complete) and the last `keep` are k
 Loading fails with a one-line `CheckpointError` when the checkpoint does not fit the current
 config (a parameter's shape differs) or cannot be read / does not match its checksum; the
 checkpoint is left exactly as it is (the run stops before anything is written).
+
+`label_spec(meta)` is the label layout a conditional run recorded in that JSON.
 """
 import os
 import zlib
@@ -16,6 +18,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+from stylegan_jax.data.labels import LabelSpec
 from stylegan_jax.training.parallel import to_host
 
 
@@ -138,3 +141,22 @@ class Checkpointer:
     def close(self) -> None:
         """Finishes pending saves and releases the manager."""
         self._manager.close()
+
+
+def label_spec(meta: Dict[str, Any]) -> Optional[LabelSpec]:
+    """The LabelSpec a checkpoint's meta records, None if the run is unconditional.
+
+    Checkpoints from before the spec was recorded fall back to their data source's spec.
+    """
+    if meta.get("label_spec"):
+        return LabelSpec.from_json(meta["label_spec"])
+    if not meta.get("label_size"):
+        return None
+    # Imported here: reading the data source needs TensorFlow, which restoring a state does not.
+    from stylegan_jax.data.pipeline import dataset_info  # pylint: disable=import-outside-toplevel
+    data = meta["config"]["data"]
+    spec = dataset_info(data["source"], data_dir=data.get("data_dir"))["label_spec"]
+    if spec is None or spec.dim != meta["label_size"]:
+        raise ValueError(f"the checkpoint has labels of size {meta['label_size']} but records no "
+                         f"label spec, and {data['source']} does not give one of that size")
+    return spec

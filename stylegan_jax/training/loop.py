@@ -23,8 +23,9 @@ from stylegan_jax.networks import stage_shape
 from stylegan_jax.training import checkpoint, parallel, quality, samples, schedule, state as state_lib
 from stylegan_jax.training.data_stream import DataStream
 from stylegan_jax.training.preemption import PreemptionWatcher
-from stylegan_jax.training.steps import cpu_compiler_options, make_train_step
+from stylegan_jax.training.steps import make_train_step
 from stylegan_jax.training.summaries import Reporter
+from stylegan_jax.utils import cpu_compiler_options
 
 
 def pipeline_source(config, process_index: int, process_count: int) -> Callable:

@@ -8,6 +8,7 @@ from PIL import Image
 
 from stylegan_jax.atomic import atomic_write
 from stylegan_jax.networks import Generator
+from stylegan_jax.utils import tile, to_uint8
 
 GRID_SEED_OFFSET = 12345  # grid latents come from seed + this, independent of training draws
 
@@ -29,18 +30,6 @@ def make_sampler(G: Generator, out_sharding, compiler_options=None):
                        psi=psi, noise_mode="const")
     return jax.jit(sample, static_argnames=("stage",), out_shardings=out_sharding,
                    compiler_options=compiler_options)
-
-
-def to_uint8(images) -> np.ndarray:
-    """[-1, 1] float images -> uint8 [0, 255]."""
-    return np.clip(np.rint((np.asarray(images, np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)
-
-
-def tile(images: np.ndarray, rows: int, cols: int) -> np.ndarray:
-    """[rows*cols, H, W, C] -> one [rows*H, cols*W, C] image, row-major."""
-    n, h, w, c = images.shape
-    assert n == rows * cols, (n, rows, cols)
-    return images.reshape(rows, cols, h, w, c).transpose(0, 2, 1, 3, 4).reshape(rows * h, cols * w, c)
 
 
 def save_grid(images, path: str, rows: int, cols: int, upscale_to: Optional[int] = None) -> str:

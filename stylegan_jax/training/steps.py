@@ -29,6 +29,7 @@ import jax.numpy as jnp
 from stylegan_jax import conditional, layers, losses
 from stylegan_jax.networks import Discriminator, Generator, style_mixing, update_w_avg
 from stylegan_jax.training.state import TrainState, make_optimizer, optimizer_update
+from stylegan_jax.utils import cpu_compiler_options
 
 
 def fade_reals(images, alpha):
@@ -201,15 +202,6 @@ def train_step(state: TrainState, batch: Dict[str, jax.Array], alpha, g_lr, d_lr
         step=state.step + 1, nimg=state.nimg + batch_size, g_params=g_params, d_params=d_params,
         g_ema_params=g_ema_params, g_opt_state=g_opt_state, d_opt_state=d_opt_state, w_avg=w_avg)
     return new_state, {**d_metrics, **g_metrics}
-
-
-def cpu_compiler_options(fast: bool):
-    """XLA options: on CPU, fast=True skips LLVM optimizations (compiles ~2x faster, runs slower).
-
-    Used for functions that run rarely (init, optimizer reset, sample grids) and, with
-    config.fast_compile, for the train step of short runs such as tests.
-    """
-    return {"xla_backend_optimization_level": 0} if fast and jax.default_backend() == "cpu" else None
 
 
 @functools.lru_cache(maxsize=None)

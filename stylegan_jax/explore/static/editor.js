@@ -113,7 +113,7 @@ export function drawMasks() {
   $("#mask-info").textContent = !t ? "" : t.mask ? "region painted" : "region: whole map";
 }
 
-// ------------------------------------------------------------------ painting (a disc of cells, as edits.paint_brush)
+// ------------------------------------------------------------------ painting (a disc of cells and the cell under the pointer)
 export function paintAt(event, canvas) {
   const t = tab(), info = layerInfo(t.layer), rect = canvas.getBoundingClientRect();
   const x = (event.clientX - rect.left) / rect.width * info.width;

@@ -1,0 +1,61 @@
+"""Generic helpers shared across the package: image listing, uint8 images and grids, JSON files,
+XLA options.
+
+The bottom of the package: this module imports nothing from stylegan_jax, so every other module
+may import it (tests/test_layering.py checks the import order).
+"""
+import json
+import os
+from typing import Any
+
+import numpy as np
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
+
+
+def list_images(root: str) -> list[str]:
+    """Paths (relative to root, '/'-separated) of every image file (IMAGE_EXTENSIONS, any case;
+    hidden files skipped) under root, sorted: a fixed order, so preparation runs can resume."""
+    if not os.path.isdir(root):
+        raise FileNotFoundError(f"image folder {root!r} not found")
+    found = []
+    for directory, subdirectories, names in os.walk(root):
+        subdirectories.sort()
+        for name in names:
+            if name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith("."):
+                found.append(os.path.relpath(os.path.join(directory, name), root).replace(os.sep, "/"))
+    return sorted(found)
+
+
+def to_uint8(images) -> np.ndarray:
+    """[-1, 1] float images -> uint8 [0, 255]."""
+    return np.clip(np.rint((np.asarray(images, np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+def tile(images: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    """[rows*cols, H, W, C] -> one [rows*H, cols*W, C] image, row-major."""
+    n, h, w, c = images.shape
+    assert n == rows * cols, (n, rows, cols)
+    return images.reshape(rows, cols, h, w, c).transpose(0, 2, 1, 3, 4).reshape(rows * h, cols * w, c)
+
+
+def read_json(path: str, missing: str) -> Any:
+    """The parsed content of the JSON file at path (UTF-8).
+
+    missing is the message of the FileNotFoundError raised when path is not a file: one line that
+    names the file and says how to get it.
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(missing)
+    with open(path, encoding="utf-8") as file:
+        return json.load(file)
+
+
+def cpu_compiler_options(fast: bool):
+    """XLA options: on CPU, fast=True skips LLVM optimizations (compiles ~2x faster, runs slower).
+
+    Used for functions that run rarely (init, optimizer reset, sample grids) and, with
+    config.fast_compile, for the train step of short runs such as tests.
+    """
+    import jax  # pylint: disable=import-outside-toplevel  (the data and preparation side runs without it)
+    return {"xla_backend_optimization_level": 0} if fast and jax.default_backend() == "cpu" else None
