@@ -81,8 +81,8 @@ def benchmark(model: str | None = None, repeats: int = 30) -> None:
 
 
 def define_flags() -> None:
-    """Defines the command's flags. Only run as a program: tests and bench_export import this
-    module beside other benchmarks, and absl refuses a flag name defined twice in one process."""
+    """Defines the command's flags. Only run as a program: bench_export imports this module, and
+    absl refuses a flag name (e.g. --repeats) defined twice in one process."""
     flags.DEFINE_string("model", None, "workdir or exported .npz (default: random weights of the demo architecture)")
     flags.DEFINE_integer("repeats", 30, "timed calls per measurement")
 

@@ -85,7 +85,7 @@ class _ShapeParser(flags.ArgumentParser):
     syntactic_help = "HEIGHTxWIDTH, e.g. 512x256"
 
     def parse(self, argument):
-        return tuple(argument) if isinstance(argument, (tuple, list)) else parse_shape(argument)
+        return parse_shape(argument)
 
     def flag_type(self):
         return "HEIGHTxWIDTH"
@@ -102,7 +102,8 @@ def define_shape(name: str, default: str | None, help_string: str) -> None:
 
 
 def define_crop_flags(default_margin: float) -> None:
-    """Flags shared with prepare_faces: target shape, face rejection thresholds, output sharding."""
+    """Flags shared with prepare_faces: output folder and sharding, target shape, face rejection
+    thresholds, --limit."""
     flags.DEFINE_string("out", None, "output folder (a prepared dataset; rerun to resume)", required=True)
     define_shape("shape", "512x256", "target HEIGHTxWIDTH")
     flags.DEFINE_float("min_confidence", 0.0, "drop faces the detector is less sure of")
