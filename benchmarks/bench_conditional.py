@@ -23,12 +23,6 @@ from stylegan_jax.data import portraits_tfds, synthetic_portraits
 from stylegan_jax.networks import Generator
 
 FLAGS = flags.FLAGS
-flags.DEFINE_list("runs", [], "name:path pairs; path = training workdir or exported generator .npz.")
-flags.DEFINE_integer("num", 1000, "Images per run.")
-flags.DEFINE_integer("batch_size", 100, "Images per generator call.")
-flags.DEFINE_float("psi", 1.0, "Truncation toward each label's average w (1 = none).")
-flags.DEFINE_integer("seed", 0, "Seed of latents, labels and noise.")
-flags.DEFINE_string("classifier", classifier.DEFAULT_PATH, "Attribute classifier .msgpack.")
 
 
 def parse_runs(items):
@@ -85,23 +79,47 @@ def real_accuracy(judge, num):
     return judge.accuracy(drawn["image"].astype(np.float32) / 127.5 - 1.0, drawn["label"])
 
 
-def main(argv):
-    del argv
-    runs = parse_runs(FLAGS.runs)
-    judge = classifier.load_attribute_classifier(FLAGS.classifier)
-    results = {"real (held-out)": real_accuracy(judge, min(FLAGS.num, 500))}
+def benchmark(runs=(), num: int = 1000, batch_size: int = 100, psi: float = 1.0, seed: int = 0,
+              classifier_path: str = classifier.DEFAULT_PATH) -> None:
+    """The command with its flags' values (runs: "name:path" items; classifier_path: --classifier):
+    judges each run's images, prints the table and the JSON line."""
+    runs = parse_runs(runs)
+    judge = classifier.load_attribute_classifier(classifier_path)
+    results = {"real (held-out)": real_accuracy(judge, min(num, 500))}
     sources = {}
     for name, path in runs:
-        results[name], sources[name] = evaluate_run(path, judge, num=FLAGS.num, batch_size=FLAGS.batch_size,
-                                                     psi=FLAGS.psi, seed=FLAGS.seed)
+        results[name], sources[name] = evaluate_run(path, judge, num=num, batch_size=batch_size,
+                                                     psi=psi, seed=seed)
     names = judge.spec.names
     print(f"{'variant':18s}" + "".join(f"{n:>12s}" for n in names) + f"{'min':>8s}")
     for variant, accuracy in results.items():
         print(f"{variant:18s}" + "".join(f"{accuracy[n]:12.3f}" for n in names)
               + f"{min(accuracy.values()):8.3f}")
-    print(json.dumps({"benchmark": "conditional", "num": FLAGS.num, "psi": FLAGS.psi, "seed": FLAGS.seed,
+    print(json.dumps({"benchmark": "conditional", "num": num, "psi": psi, "seed": seed,
                       "accuracy": results, "runs": sources}, default=str))
 
 
+def define_flags() -> None:
+    """Defines the command's flags. Only run as a program: tests import several benchmarks into
+    one process, and absl refuses a flag name (e.g. --classifier) defined twice."""
+    flags.DEFINE_list("runs", [], "name:path pairs; path = training workdir or exported generator .npz.")
+    flags.DEFINE_integer("num", 1000, "Images per run.")
+    flags.DEFINE_integer("batch_size", 100, "Images per generator call.")
+    flags.DEFINE_float("psi", 1.0, "Truncation toward each label's average w (1 = none).")
+    flags.DEFINE_integer("seed", 0, "Seed of latents, labels and noise.")
+    flags.DEFINE_string("classifier", classifier.DEFAULT_PATH, "Attribute classifier .msgpack.")
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    try:
+        benchmark(FLAGS.runs, num=FLAGS.num, batch_size=FLAGS.batch_size, psi=FLAGS.psi, seed=FLAGS.seed,
+                  classifier_path=FLAGS.classifier)
+    except (ValueError, OSError, ImportError) as e:  # bad input, a missing file or optional package
+        raise SystemExit(f"error: {e}") from None
+
+
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

@@ -41,13 +41,13 @@ line. Its threshold is calibrated on real synthetic portraits (midpoint of the o
 medians) and its accuracy there is reported. Hairband has no fallback judge. Prints a table and a
 JSON line; writes the recipes, a before/after grid and results.json to --out.
 """
-import argparse
 import dataclasses
 import importlib
 import json
 import os
 
 import numpy as np
+from absl import app, flags
 from tqdm import tqdm
 
 from stylegan_jax.data import synthetic_portraits as portraits
@@ -61,6 +61,7 @@ from stylegan_jax.training.samples import save_grid
 
 SCALES = (0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0)
 DARK_LUMINANCE = 0.3
+FLAGS = flags.FLAGS
 
 
 def luminance(images) -> np.ndarray:
@@ -292,76 +293,49 @@ def evaluate(explorer: Explorer, judge, attribute: str, recipe: Recipe, num_seed
                if attribute == "mouth_open" else {})}, grid
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", required=True, help="trained workdir or exported .npz")
-    parser.add_argument("--classifier", default="shipped", help="'shipped', 'dark' (fallback "
-                        "mouth judge), a classifier .msgpack, or module:callable")
-    parser.add_argument("--attributes", default=None, help="default: mouth_open,hairband with a "
-                                                           "classifier, else mouth_open")
-    parser.add_argument("--seeds", type=int, default=100)
-    parser.add_argument("--first-seed", type=int, default=100_000, help="held-out seeds start here "
-                        "(the figures use 100000; settings were chosen on 200000)")
-    parser.add_argument("--locator-layer", default="auto", help="a layer, or 'auto': the layer "
-                        "whose channels follow the marked part best on the examples")
-    parser.add_argument("--edit-layers", default=None, help="comma-separated candidate layers "
-                        "(default: all below the output resolution and the first layer at it)")
-    parser.add_argument("--out", default="bench_edits_out")
-    parser.add_argument("--margin", type=float, default=3.0,
-                        help="the recipe's amount = margin x the scale that flipped the example")
-    parser.add_argument("--top-k", type=int, default=8, help="channels in the proposed edit")
-    parser.add_argument("--locator-top-k", type=int, default=2, help="channels of the locator")
-    parser.add_argument("--locator-max-shift", type=int, default=None,
-                        help="cells the located part may move from where it was painted (default: "
-                        "anywhere)")
-    parser.add_argument("--examples", default=None,
-                        help="WITH,WITHOUT: the two example seeds (default: the first seed judged "
-                             "with the attribute and the first judged without); one attribute only")
-    parser.add_argument("--contrast", action=argparse.BooleanOptionalAction, default=True,
-                        help="record the examples' colours in the region, so the edit reverses on "
-                             "images that already have the WITH colour there (explore.edits, "
-                             "'Contrast'); --no-contrast for the plain edit")
-    args = parser.parse_args(argv)
-    examples = args.examples and tuple(int(v) for v in args.examples.split(","))
-    explorer = Explorer.open(args.model)
+def benchmark(model: str, *, classifier: str = "shipped", attributes=None, seeds: int = 100,
+              first_seed: int = 100_000, locator_layer: str = "auto", edit_layers=None,
+              out: str = "bench_edits_out", margin: float = 3.0, top_k: int = 8, locator_top_k: int = 2,
+              locator_max_shift: int | None = None, examples=None, contrast: bool = True) -> None:
+    """The command with its flags' values (the same names with underscores, the same defaults;
+    attributes and edit_layers are lists, examples the pair (WITH, WITHOUT) of seeds): finds and
+    measures a recipe per attribute, prints the table and the JSON line, writes the files to out."""
+    explorer = Explorer.open(model)
     judge, judge_info = None, {}
-    if args.classifier == "shipped":
+    if classifier == "shipped":
         from stylegan_jax.classifier import DEFAULT_PATH  # pylint: disable=import-outside-toplevel
         if not os.path.isfile(DEFAULT_PATH):
-            args.classifier = "dark"
-    if args.classifier != "dark":
-        judge, judge_info = load_classifier(args.classifier), {"judge": args.classifier}
+            classifier = "dark"
+    if classifier != "dark":
+        judge, judge_info = load_classifier(classifier), {"judge": classifier}
     else:
         dark = DarkMouthJudge(explorer.image_shape)
         judge, judge_info = dark, {"judge": "dark pixels in the data's mouth box",
                                    "threshold": float(dark.threshold), "accuracy_on_real": dark.accuracy}
-    has_classifier = args.classifier != "dark"
-    attributes = (args.attributes or ("mouth_open,hairband" if has_classifier else "mouth_open")).split(",")
+    has_classifier = classifier != "dark"
+    attributes = list(attributes or (("mouth_open", "hairband") if has_classifier else ("mouth_open",)))
     if examples and len(attributes) != 1:
         raise ValueError(f"--examples names seeds for one attribute: add --attributes=NAME "
                          f"(got {', '.join(attributes)})")
     if "hairband" in attributes and not has_classifier:
         raise ValueError("judging hairband needs --classifier (only mouth_open has a fallback judge)")
-    os.makedirs(args.out, exist_ok=True)
+    os.makedirs(out, exist_ok=True)
     results = {"model": explorer.provenance, **judge_info}
     for attribute in attributes:
         try:
-            recipe, chosen = find_recipe(explorer, judge, attribute, args.locator_layer,
-                                         edit_layers=args.edit_layers and args.edit_layers.split(","),
-                                         margin=args.margin, top_k=args.top_k,
-                                         locator_top_k=args.locator_top_k,
-                                         max_shift=args.locator_max_shift, examples=examples,
-                                         contrast=args.contrast)
+            recipe, chosen = find_recipe(explorer, judge, attribute, locator_layer, edit_layers=edit_layers,
+                                         margin=margin, top_k=top_k, locator_top_k=locator_top_k,
+                                         max_shift=locator_max_shift, examples=examples, contrast=contrast)
         except RuntimeError as e:  # no edit found on the examples: a failed attribute, not a crash
             results[attribute] = {"passed": False, "error": str(e)}
             continue
-        metrics, grid = evaluate(explorer, judge, attribute, recipe, args.seeds, args.first_seed)
+        metrics, grid = evaluate(explorer, judge, attribute, recipe, seeds, first_seed)
         metrics["passed"] = bool(metrics["success_rate"] >= 0.8 and metrics["locality"] >= 0.7)
         results[attribute] = {**chosen, **metrics}
-        with open(os.path.join(args.out, f"recipe_{attribute}.json"), "w", encoding="utf-8") as f:
+        with open(os.path.join(out, f"recipe_{attribute}.json"), "w", encoding="utf-8") as f:
             f.write(recipe.dumps())
         if grid is not None:
-            save_grid(grid, os.path.join(args.out, f"before_after_{attribute}.png"), 2, len(grid) // 2)
+            save_grid(grid, os.path.join(out, f"before_after_{attribute}.png"), 2, len(grid) // 2)
     print(f"{'attribute':<12}{'edit layer':<16}{'locator layer':<16}{'seeds':>6}{'success':>9}"
           f"{'locality':>10}{'located area':>14}{'pass':>6}")
     for attribute in attributes:
@@ -372,10 +346,57 @@ def main(argv=None):
         print(f"{attribute:<12}{r['edit_layer']:<16}{r['locator_layer']:<16}{r['seeds']:>6}"
               f"{r['success_rate']:>9.1%}{r['locality']:>10.1%}{r['located_area']:>14.1%}"
               f"{'yes' if r['passed'] else 'no':>6}")
-    with open(os.path.join(args.out, "results.json"), "w", encoding="utf-8") as f:
+    with open(os.path.join(out, "results.json"), "w", encoding="utf-8") as f:
         json.dump(results, f, indent=1, default=float)
     print(json.dumps({"benchmark": "explorer_edits", **results}, default=float))
 
 
+def _seed_pair(examples) -> bool:
+    return examples is None or (len(examples) == 2 and all(seed.isdigit() for seed in examples))
+
+
+def define_flags() -> None:
+    """Defines the command's flags. Only run as a program: tests import several benchmarks into
+    one process, and absl refuses a flag name (e.g. --out) defined twice."""
+    flags.DEFINE_string("model", None, "trained workdir or exported .npz", required=True)
+    flags.DEFINE_string("classifier", "shipped", "'shipped', 'dark' (fallback mouth judge), a classifier "
+                        ".msgpack, or module:callable")
+    flags.DEFINE_list("attributes", None, "default: mouth_open,hairband with a classifier, else mouth_open")
+    flags.DEFINE_integer("seeds", 100, "held-out seeds judged WITHOUT the attribute to measure on")
+    flags.DEFINE_integer("first-seed", 100_000, "held-out seeds start here (the figures use 100000; "
+                         "settings were chosen on 200000)")
+    flags.DEFINE_string("locator-layer", "auto", "a layer, or 'auto': the layer whose channels follow the "
+                        "marked part best on the examples")
+    flags.DEFINE_list("edit-layers", None, "comma-separated candidate layers (default: all below the output "
+                      "resolution and the first layer at it)")
+    flags.DEFINE_string("out", "bench_edits_out", "folder for the recipes, grids and results.json")
+    flags.DEFINE_float("margin", 3.0, "the recipe's amount = margin x the scale that flipped the example")
+    flags.DEFINE_integer("top-k", 8, "channels in the proposed edit")
+    flags.DEFINE_integer("locator-top-k", 2, "channels of the locator")
+    flags.DEFINE_integer("locator-max-shift", None, "cells the located part may move from where it was "
+                         "painted (default: anywhere)")
+    flags.DEFINE_list("examples", None, "WITH,WITHOUT: the two example seeds (default: the first seed judged "
+                      "with the attribute and the first judged without); one attribute only")
+    flags.register_validator("examples", _seed_pair, "--examples takes two seeds, WITH,WITHOUT, e.g. 5,13")
+    flags.DEFINE_bool("contrast", True, "record the examples' colours in the region, so the edit reverses on "
+                      "images that already have the WITH colour there (explore.edits, 'Contrast'); "
+                      "--nocontrast for the plain edit")
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    examples = FLAGS.examples and tuple(int(seed) for seed in FLAGS.examples)
+    try:
+        benchmark(FLAGS.model, classifier=FLAGS.classifier, attributes=FLAGS.attributes, seeds=FLAGS.seeds,
+                  first_seed=FLAGS["first-seed"].value, locator_layer=FLAGS["locator-layer"].value,
+                  edit_layers=FLAGS["edit-layers"].value, out=FLAGS.out, margin=FLAGS.margin,
+                  top_k=FLAGS["top-k"].value, locator_top_k=FLAGS["locator-top-k"].value,
+                  locator_max_shift=FLAGS["locator-max-shift"].value, examples=examples, contrast=FLAGS.contrast)
+    except (ValueError, OSError, ImportError) as e:  # bad input, a missing file or optional package
+        raise SystemExit(f"error: {e}") from None
+
+
 if __name__ == "__main__":
-    main()
+    define_flags()
+    app.run(main)

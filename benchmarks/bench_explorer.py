@@ -10,11 +10,11 @@ nothing is cached but the activations before the edited layer). Speed does not d
 weights, so random weights of the demo architecture measure the bundled demo model's latency.
 Prints a table and one JSON line.
 """
-import argparse
 import io
 import json
 
 import numpy as np
+from absl import app, flags
 from PIL import Image
 
 from benchmarks.timing import median_seconds
@@ -22,6 +22,7 @@ from stylegan_jax.explore import Explorer, random_bundle
 from stylegan_jax.explore.edits import Edit, box_mask, edit_deltas
 
 TARGET_MS = 100.0
+FLAGS = flags.FLAGS
 
 
 def demo_shaped_bundle():
@@ -61,16 +62,13 @@ def run(explorer: Explorer, repeats: int, seed: int = 0):
     return results
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=None, help="workdir or exported .npz (default: random "
-                                                      "weights of the demo architecture)")
-    parser.add_argument("--repeats", type=int, default=30, help="timed calls per measurement")
-    args = parser.parse_args(argv)
-    explorer = Explorer.open(args.model) if args.model else Explorer(demo_shaped_bundle())
-    results = run(explorer, args.repeats)
+def benchmark(model: str | None = None, repeats: int = 30) -> None:
+    """The command with its flags' values (same names and defaults): times live edits of `model`
+    (None: random weights of the demo architecture), prints the table and the JSON line."""
+    explorer = Explorer.open(model) if model else Explorer(demo_shaped_bundle())
+    results = run(explorer, repeats)
     print(f"model: {explorer.provenance.get('source')}  image {explorer.image_shape[0]}x"
-          f"{explorer.image_shape[1]}  median of {args.repeats} (ms, incl. uint8 + PNG encode)")
+          f"{explorer.image_shape[1]}  median of {repeats} (ms, incl. uint8 + PNG encode)")
     print(f"{'edited layer':<18}{'full':>10}{'cached':>10}{'speed-up':>10}")
     for name, r in results.items():
         print(f"{name:<18}{r['full_ms']:>10.2f}{r['cached_ms']:>10.2f}{r['full_ms'] / r['cached_ms']:>9.1f}x")
@@ -78,9 +76,26 @@ def main(argv=None):
     print(f"worst cached live edit: {worst:.2f} ms (target < {TARGET_MS:.0f} ms): "
           f"{'OK' if worst < TARGET_MS else 'TOO SLOW'}")
     print(json.dumps({"benchmark": "explorer_latency", "model": explorer.provenance.get("source"),
-                      "image_shape": list(explorer.image_shape), "repeats": args.repeats,
+                      "image_shape": list(explorer.image_shape), "repeats": repeats,
                       "layers": results, "worst_cached_ms": worst, "target_ms": TARGET_MS}))
 
 
+def define_flags() -> None:
+    """Defines the command's flags. Only run as a program: bench_export imports this module, and
+    absl refuses a flag name (e.g. --repeats) defined twice in one process."""
+    flags.DEFINE_string("model", None, "workdir or exported .npz (default: random weights of the demo architecture)")
+    flags.DEFINE_integer("repeats", 30, "timed calls per measurement")
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    try:
+        benchmark(FLAGS.model, repeats=FLAGS.repeats)
+    except (ValueError, OSError, ImportError) as e:  # bad input, a missing file or optional package
+        raise SystemExit(f"error: {e}") from None
+
+
 if __name__ == "__main__":
-    main()
+    define_flags()
+    app.run(main)

@@ -9,7 +9,6 @@ and, per batch size, the median of --repeats onnxruntime runs after one warm-up 
 same function jitted in JAX on the CPU. Speed does not depend on the weights, so random weights of
 the demo architecture stand for the shipped demo model. Prints a table and one JSON line.
 """
-import argparse
 import json
 import os
 import tempfile
@@ -17,8 +16,11 @@ import time
 
 import jax
 import numpy as np
+from absl import app, flags
 
 from benchmarks.timing import median_seconds
+
+FLAGS = flags.FLAGS
 
 
 def _median_ms(call, repeats: int) -> float:
@@ -67,25 +69,19 @@ def run(bundle, options, batch_sizes, repeats: int, savedmodel: bool = True) -> 
     return result
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=None, help="workdir, checkpoint step dir or exported "
-                        ".npz (default: random weights of the demo architecture)")
-    parser.add_argument("--batch_sizes", default="1,4,16", help="comma-separated batch sizes")
-    parser.add_argument("--edit_layers", default="", help="comma-separated edit-input layers")
-    parser.add_argument("--repeats", type=int, default=20, help="timed runs per measurement")
-    parser.add_argument("--no_savedmodel", action="store_true", help="skip the SavedModel export")
-    args = parser.parse_args()
+def benchmark(model: str | None = None, batch_sizes=(1, 4, 16), edit_layers=(), repeats: int = 20,
+              no_savedmodel: bool = False) -> None:
+    """The command with its flags' values (same names and defaults; batch_sizes and edit_layers are
+    sequences): times the exports and runs, prints the table and the JSON line."""
     from benchmarks.bench_explorer import demo_shaped_bundle  # pylint: disable=import-outside-toplevel
     from stylegan_jax.explore.model import load_generator  # pylint: disable=import-outside-toplevel
     from stylegan_jax.export import ExportOptions  # pylint: disable=import-outside-toplevel
-    bundle = load_generator(args.model) if args.model else demo_shaped_bundle()
-    options = ExportOptions(edit_layers=tuple(filter(None, args.edit_layers.split(","))))
-    batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
-    result = run(bundle, options, batch_sizes, args.repeats, savedmodel=not args.no_savedmodel)
-    result.update(model=args.model or "random weights, demo architecture",
+    bundle = load_generator(model) if model else demo_shaped_bundle()
+    options = ExportOptions(edit_layers=tuple(filter(None, edit_layers)))
+    result = run(bundle, options, list(batch_sizes), repeats, savedmodel=not no_savedmodel)
+    result.update(model=model or "random weights, demo architecture",
                   edit_layers=list(options.edit_layers), cpu_count=os.cpu_count(),
-                  repeats=args.repeats)
+                  repeats=repeats)
     h, w = result["resolution"]
     print(f"generator {h}x{w} ({result['model']}), ONNX {result['onnx_mb']:.2f} MB: export "
           f"{result['onnx_export_s']:.1f} s, session {result['onnx_session_s']:.2f} s"
@@ -98,5 +94,29 @@ def main():
     print(json.dumps({"bench_export": result}))
 
 
+def define_flags() -> None:
+    """Defines the command's flags. Only run as a program: tests import several benchmarks into
+    one process, and absl refuses a flag name (e.g. --repeats) defined twice."""
+    flags.DEFINE_string("model", None, "workdir, checkpoint step dir or exported .npz (default: random weights "
+                        "of the demo architecture)")
+    flags.DEFINE_list("batch_sizes", "1,4,16", "comma-separated batch sizes")
+    flags.register_validator("batch_sizes", lambda sizes: all(size.isdigit() and int(size) > 0 for size in sizes),
+                             "batch sizes are positive integers, e.g. 1,4,16")
+    flags.DEFINE_list("edit_layers", [], "comma-separated edit-input layers")
+    flags.DEFINE_integer("repeats", 20, "timed runs per measurement")
+    flags.DEFINE_bool("no_savedmodel", False, "skip the SavedModel export")
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    try:
+        benchmark(FLAGS.model, batch_sizes=[int(size) for size in FLAGS.batch_sizes],
+                  edit_layers=FLAGS.edit_layers, repeats=FLAGS.repeats, no_savedmodel=FLAGS.no_savedmodel)
+    except (ValueError, OSError, ImportError) as e:  # bad input, a missing file or optional package
+        raise SystemExit(f"error: {e}") from None
+
+
 if __name__ == "__main__":
-    main()
+    define_flags()
+    app.run(main)

@@ -22,7 +22,6 @@ to RES, fully faded in. The conditional demos take the synthetic portraits' labe
 random): "demo_acgan", "demo_projection" (with its matching-aware term, one more D pass on the
 reals) and "demo_projection_plain" (without it). Prints a table and one JSON line.
 """
-import argparse
 import functools
 import json
 import time
@@ -31,6 +30,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+from absl import app, flags
 
 from benchmarks.timing import median_seconds
 from experiments.configs import demo, demo_acgan, demo_projection, ffhq
@@ -40,9 +40,10 @@ from stylegan_jax.networks import stage_shape
 from stylegan_jax.training import parallel, state as state_lib
 from stylegan_jax.training.steps import generate, make_train_step
 
-DEFAULT_CASES = "demo,paper@32x32,paper@64x64,paper@128x128"
+DEFAULT_CASES = ("demo", "paper@32x32", "paper@64x64", "paper@128x128")
 CONDITIONAL_CASES = {"demo_acgan": demo_acgan.get_config, "demo_projection": demo_projection.get_config,
                      "demo_projection_plain": demo_projection.get_config}
+FLAGS = flags.FLAGS
 
 
 def matmul_peak_flops(n: int = 4096, repeats: int = 10, dtype=jnp.float32) -> float:
@@ -198,46 +199,35 @@ def run_case(case: str, batch_size: int, repeats: int, dtype: str, peak: float,
     return result
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cases", default=DEFAULT_CASES,
-                        help=f"comma-separated: demo, {', '.join(CONDITIONAL_CASES)}, paper@HxW")
-    parser.add_argument("--batch", type=int, default=16, help="images per step")
-    parser.add_argument("--repeats", type=int, default=5, help="timed steps per case")
-    parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
-    parser.add_argument("--matmul_size", type=int, default=4096, help="n of the peak matmul")
-    parser.add_argument("--passes", action="store_true", help="also count FLOPs per pass")
-    parser.add_argument("--conv_check", default="",
-                        help="SIZE,CHANNELS: also time one 3x3 conv (e.g. 32,512), the ceiling")
-    parser.add_argument("--count_only", action="store_true",
-                        help="only count FLOPs per step (lowering, no compile or timing): for "
-                             "backends whose cost analysis gives none, e.g. GPU, run this on CPU")
-    args = parser.parse_args(argv)
-    if args.count_only:
-        results = [run_case(c.strip(), args.batch, repeats=0, dtype=args.dtype, peak=float("nan"),
+def benchmark(cases=DEFAULT_CASES, batch: int = 16, repeats: int = 5, dtype: str = "float32",
+              matmul_size: int = 4096, passes: bool = False, conv_check=(), count_only: bool = False) -> None:
+    """The command with its flags' values (same names and defaults; cases and conv_check are
+    sequences): measures the cases and prints the table and the JSON line."""
+    if count_only:
+        results = [run_case(c.strip(), batch, repeats=0, dtype=dtype, peak=float("nan"),
                             with_passes=False, count_only=True)
-                   for c in args.cases.split(",") if c.strip()]
+                   for c in cases if c.strip()]
         for r in results:
             print(f"{r['case']:<22}{r['resolution']:>9}{r['batch']:>6}{r['dtype']:>10}"
                   f"{r['gflop_per_step']:>11.2f} GFLOP/step")
         print(json.dumps({"benchmark": "train_step_flops", "results": results}))
         return
-    peak = matmul_peak_flops(args.matmul_size, dtype=jnp.dtype(args.dtype))
+    peak = matmul_peak_flops(matmul_size, dtype=jnp.dtype(dtype))
     device = jax.devices()[0]
     print(f"device: {device.platform} {device.device_kind} x{jax.device_count()}   "
-          f"matmul peak ({args.matmul_size}^3 {args.dtype}): {peak / 1e9:.1f} GFLOP/s")
+          f"matmul peak ({matmul_size}^3 {dtype}): {peak / 1e9:.1f} GFLOP/s")
     conv = None
-    if args.conv_check:
-        size, channels = (int(v) for v in args.conv_check.split(","))
-        conv = conv_fraction_of_peak(peak, args.batch, size, channels, dtype=jnp.dtype(args.dtype))
-        print(f"one 3x3 conv {channels}->{channels} at {size}x{size}, batch {args.batch}: "
+    if conv_check:
+        size, channels = (int(v) for v in conv_check)
+        conv = conv_fraction_of_peak(peak, batch, size, channels, dtype=jnp.dtype(dtype))
+        print(f"one 3x3 conv {channels}->{channels} at {size}x{size}, batch {batch}: "
               + ", ".join(f"{k} {100 * v:.0f}% of peak" for k, v in conv.items()))
     results = []
     header = (f"{'case':<22}{'res':>9}{'batch':>6}{'compile s':>10}{'step ms':>10}{'img/s':>8}"
               f"{'GFLOP/step':>11}{'GFLOP/s':>9}{'of peak':>8}{'MB/img':>8}")
     print(header)
-    for case in [c.strip() for c in args.cases.split(",") if c.strip()]:
-        r = run_case(case, args.batch, args.repeats, args.dtype, peak, args.passes)
+    for case in [c.strip() for c in cases if c.strip()]:
+        r = run_case(case, batch, repeats, dtype, peak, passes)
         results.append(r)
         print(f"{r['case']:<22}{r['resolution']:>9}{r['batch']:>6}{r['compile_s']:>10.1f}"
               f"{r['step_ms']:>10.1f}{r['images_per_s']:>8.1f}{r['gflop_per_step']:>11.2f}"
@@ -253,5 +243,31 @@ def main(argv=None):
                       "conv_check": conv, "results": results}))
 
 
+def define_flags() -> None:
+    """Defines the command's flags. Only run as a program: tests import several benchmarks into
+    one process, and absl refuses a flag name (e.g. --repeats) defined twice."""
+    flags.DEFINE_list("cases", list(DEFAULT_CASES), f"comma-separated: demo, {', '.join(CONDITIONAL_CASES)}, paper@HxW")
+    flags.DEFINE_integer("batch", 16, "images per step")
+    flags.DEFINE_integer("repeats", 5, "timed steps per case")
+    flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"], "dtype of the networks and the peak matmul")
+    flags.DEFINE_integer("matmul_size", 4096, "n of the peak matmul")
+    flags.DEFINE_bool("passes", False, "also count FLOPs per pass")
+    flags.DEFINE_list("conv_check", [], "SIZE,CHANNELS: also time one 3x3 conv (e.g. 32,512), the ceiling")
+    flags.DEFINE_bool("count_only", False, "only count FLOPs per step (lowering, no compile or timing): for "
+                      "backends whose cost analysis gives none, e.g. GPU, run this on CPU")
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    try:
+        benchmark(FLAGS.cases, batch=FLAGS.batch, repeats=FLAGS.repeats, dtype=FLAGS.dtype,
+                  matmul_size=FLAGS.matmul_size, passes=FLAGS.passes, conv_check=FLAGS.conv_check,
+                  count_only=FLAGS.count_only)
+    except (ValueError, OSError, ImportError) as e:  # bad input, a missing file or optional package
+        raise SystemExit(f"error: {e}") from None
+
+
 if __name__ == "__main__":
-    main()
+    define_flags()
+    app.run(main)

@@ -12,14 +12,17 @@ posts each filter removed, the images dropped per reason, rejected faces and tag
 """
 from __future__ import annotations
 
-import argparse
 import datetime as dt
+
+from absl import app, flags
 
 from stylegan_jax.data.prepared import PreparedWriter
 from stylegan_jax.prep import crops, danbooru
 from stylegan_jax.prep.images import centre_crop_box, crop_resize, load_rgb
-from stylegan_jax.prep.runner import Outcome, finish, run_command, run_preparation
+from stylegan_jax.prep.runner import Outcome, finish, run_preparation
 from stylegan_jax.prep.tags import TagVocabulary
+
+FLAGS = flags.FLAGS
 
 
 def prepare_danbooru(metadata: str, images: str, out: str, *, shape=(512, 256),
@@ -73,72 +76,120 @@ def parse_shape(text: str) -> tuple[int, int]:
     try:
         height, width = (int(v) for v in text.lower().split("x"))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"bad shape {text!r}: write HEIGHTxWIDTH, e.g. 512x256") from None
+        raise ValueError(f"bad shape {text!r}: write HEIGHTxWIDTH, e.g. 512x256") from None
     return height, width
 
 
-def _list(text: str) -> tuple:
-    return tuple(item.strip() for item in text.split(",") if item.strip())
+class _ShapeParser(flags.ArgumentParser):
+    """Parses a HEIGHTxWIDTH flag to (height, width); absl reports its ValueError as a flag error."""
+    syntactic_help = "HEIGHTxWIDTH, e.g. 512x256"
+
+    def parse(self, argument):
+        return parse_shape(argument)
+
+    def flag_type(self):
+        return "HEIGHTxWIDTH"
 
 
-def add_crop_flags(parser: argparse.ArgumentParser, default_margin: float) -> None:
-    """Flags shared with prepare_faces: target shape, face rejection thresholds, output sharding."""
-    parser.add_argument("--out", required=True, help="output folder (a prepared dataset; rerun to resume)")
-    parser.add_argument("--shape", type=parse_shape, default=(512, 256), help="target HEIGHTxWIDTH")
-    parser.add_argument("--min_confidence", type=float, default=0.0, help="drop faces the detector is less sure of")
-    parser.add_argument("--min_face_size", type=float, default=None,
-                        help="drop faces smaller than this many pixels (default: half the target width, "
-                             "so crops are upscaled at most 2x)")
-    parser.add_argument("--margin", type=float, default=default_margin,
-                        help="grow the face box by this fraction of its size on every side")
-    parser.add_argument("--max_faces", type=int, default=1, help="crops per image, most confident faces first")
-    parser.add_argument("--shard_size", type=int, default=1000)
-    parser.add_argument("--limit", type=int, default=None, help="only the first N inputs (to try settings)")
+class _ShapeSerializer(flags.ArgumentSerializer):
+    def serialize(self, value):
+        return f"{value[0]}x{value[1]}"
 
 
-def crop_settings_from(args) -> crops.CropSettings:
-    min_face_size = args.shape[1] / 2 if args.min_face_size is None else args.min_face_size
-    return crops.CropSettings(min_confidence=args.min_confidence, min_face_size=min_face_size,
-                              margin=args.margin, max_faces=args.max_faces)
+def define_shape(name: str, default: str | None, help_string: str) -> None:
+    """Defines `--name=HEIGHTxWIDTH`, whose value is (height, width); default: "HxW" or None."""
+    flags.DEFINE(_ShapeParser(), name, default, help_string, serializer=_ShapeSerializer())
 
 
-def main(argv=None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--metadata", required=True, help="metadata file (.json lines / .parquet) or folder of them")
-    parser.add_argument("--images", required=True, help="image root: <images>/<id %% 1000 as 4 digits>/<id>.<ext>")
-    add_crop_flags(parser, default_margin=0.2)
-    parser.add_argument("--min_favs", type=int, default=0, help="drop posts with fewer favourites")
-    parser.add_argument("--max_age_years", type=float, default=6.0, help="drop posts older than this (<0: keep all)")
-    parser.add_argument("--reference_date", default=None,
-                        help="date the age is measured from, ISO (default: the newest post's date)")
-    parser.add_argument("--min_size", type=parse_shape, default=None,
-                        help="drop images smaller than HEIGHTxWIDTH (default: the target shape)")
-    parser.add_argument("--ratings", type=_list, default=("g", "s"), help="ratings to keep, of g,s,q,e")
-    parser.add_argument("--exclude_tags", type=_list, default=("lying", "on_side"), help="drop posts with any of these")
-    parser.add_argument("--crop", choices=("face", "centre"), default="face")
-    parser.add_argument("--detector", choices=("animeface", "opencv", "boxes"), default="animeface")
-    parser.add_argument("--cascade", default=None, help="OpenCV cascade XML for --detector=opencv "
-                        "(e.g. nagadomi's lbpcascade_animeface.xml)")
-    parser.add_argument("--boxes", default=None, help="JSON {post id: [[x, y, w, h, confidence], ...]} "
-                        "for --detector=boxes (faces found by another tool)")
-    parser.add_argument("--vocabulary", default="default", help="tag vocabulary JSON, 'default' or 'none'")
-    args = parser.parse_args(argv)
-    unknown = [rating for rating in args.ratings if rating not in danbooru.RATINGS]
-    if unknown:
-        parser.error(f"unknown ratings {unknown}: choose among {', '.join(danbooru.RATINGS)}")
-    min_height, min_width = args.min_size or args.shape
+def define_crop_flags(default_margin: float) -> None:
+    """Flags shared with prepare_faces: output folder and sharding, target shape, face rejection
+    thresholds, --limit."""
+    flags.DEFINE_string("out", None, "output folder (a prepared dataset; rerun to resume)", required=True)
+    define_shape("shape", "512x256", "target HEIGHTxWIDTH")
+    flags.DEFINE_float("min_confidence", 0.0, "drop faces the detector is less sure of")
+    flags.DEFINE_float("min_face_size", None,
+                       "drop faces smaller than this many pixels (default: half the target width, "
+                       "so crops are upscaled at most 2x)")
+    flags.DEFINE_float("margin", default_margin, "grow the face box by this fraction of its size on every side")
+    flags.DEFINE_integer("max_faces", 1, "crops per image, most confident faces first")
+    flags.DEFINE_integer("shard_size", 1000, "examples per shard file")
+    flags.DEFINE_integer("limit", None, "only the first N inputs (to try settings)")
+
+
+def crop_settings(shape, min_confidence: float, min_face_size: float | None, margin: float,
+                  max_faces: int) -> crops.CropSettings:
+    """The crop flags' values as CropSettings; min_face_size None: half the target width."""
+    min_face_size = shape[1] / 2 if min_face_size is None else min_face_size
+    return crops.CropSettings(min_confidence=min_confidence, min_face_size=min_face_size,
+                              margin=margin, max_faces=max_faces)
+
+
+def prepare(metadata: str, images: str, out: str, *, shape=(512, 256), min_confidence: float = 0.0,
+            min_face_size: float | None = None, margin: float = 0.2, max_faces: int = 1,
+            shard_size: int = 1000, limit: int | None = None, min_favs: int = 0,
+            max_age_years: float = 6.0, reference_date: str | None = None, min_size=None,
+            ratings=("g", "s"), exclude_tags=("lying", "on_side"), crop: str = "face",
+            detector: str = "animeface", cascade: str | None = None, boxes: str | None = None,
+            vocabulary: str = "default") -> dict:
+    """The command with its flags' values (same names and defaults): builds the post filter,
+    detector, crop settings and vocabulary they describe, runs prepare_danbooru, returns the report."""
+    min_height, min_width = min_size or shape
     post_filter = danbooru.PostFilter(
-        min_favs=args.min_favs, max_age_years=None if args.max_age_years < 0 else args.max_age_years,
-        reference_date=danbooru.parse_datetime(args.reference_date) if args.reference_date else None,
-        min_height=min_height, min_width=min_width, ratings=args.ratings, exclude_tags=args.exclude_tags)
-    detector = None  # --crop=centre
-    if args.crop == "face":
-        detector = crops.make_detector(args.detector, cascade=args.cascade, boxes=args.boxes)
-    vocabulary = None if args.vocabulary == "none" else TagVocabulary.load(args.vocabulary)
-    return prepare_danbooru(args.metadata, args.images, args.out, shape=args.shape, post_filter=post_filter,
-                            detector=detector, crop_settings=crop_settings_from(args), vocabulary=vocabulary,
-                            shard_size=args.shard_size, limit=args.limit)
+        min_favs=min_favs, max_age_years=None if max_age_years < 0 else max_age_years,
+        reference_date=danbooru.parse_datetime(reference_date) if reference_date else None,
+        min_height=min_height, min_width=min_width, ratings=tuple(ratings), exclude_tags=tuple(exclude_tags))
+    face_detector = None  # crop="centre"
+    if crop == "face":
+        face_detector = crops.make_detector(detector, cascade=cascade, boxes=boxes)
+    return prepare_danbooru(metadata, images, out, shape=shape, post_filter=post_filter, detector=face_detector,
+                            crop_settings=crop_settings(shape, min_confidence, min_face_size, margin, max_faces),
+                            vocabulary=None if vocabulary == "none" else TagVocabulary.load(vocabulary),
+                            shard_size=shard_size, limit=limit)
+
+
+def _known_ratings(ratings) -> bool:
+    unknown = [rating for rating in ratings if rating not in danbooru.RATINGS]
+    if unknown:
+        raise flags.ValidationError(f"unknown ratings {unknown}: choose among {', '.join(danbooru.RATINGS)}")
+    return True
+
+
+def define_flags() -> None:
+    """Defines the command's flags. Only run as a program: prepare_faces, preview_data and tests
+    import this module, and absl refuses a flag name defined twice in one process."""
+    flags.DEFINE_string("metadata", None, "metadata file (.json lines / .parquet) or folder of them", required=True)
+    flags.DEFINE_string("images", None, "image root: <images>/<id % 1000 as 4 digits>/<id>.<ext>", required=True)
+    define_crop_flags(default_margin=0.2)
+    flags.DEFINE_integer("min_favs", 0, "drop posts with fewer favourites")
+    flags.DEFINE_float("max_age_years", 6.0, "drop posts older than this (<0: keep all)")
+    flags.DEFINE_string("reference_date", None, "date the age is measured from, ISO (default: the newest post's date)")
+    define_shape("min_size", None, "drop images smaller than HEIGHTxWIDTH (default: the target shape)")
+    flags.DEFINE_list("ratings", ["g", "s"], "ratings to keep, of g,s,q,e")
+    flags.register_validator("ratings", _known_ratings)
+    flags.DEFINE_list("exclude_tags", ["lying", "on_side"], "drop posts with any of these")
+    flags.DEFINE_enum("crop", "face", ["face", "centre"], "crop the face, or the largest centred crop")
+    flags.DEFINE_enum("detector", "animeface", ["animeface", "opencv", "boxes"], "face detector for --crop=face")
+    flags.DEFINE_string("cascade", None, "OpenCV cascade XML for --detector=opencv "
+                        "(e.g. nagadomi's lbpcascade_animeface.xml)")
+    flags.DEFINE_string("boxes", None, "JSON {post id: [[x, y, w, h, confidence], ...]} "
+                        "for --detector=boxes (faces found by another tool)")
+    flags.DEFINE_string("vocabulary", "default", "tag vocabulary JSON, 'default' or 'none'")
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    try:
+        prepare(FLAGS.metadata, FLAGS.images, FLAGS.out, shape=FLAGS.shape, min_confidence=FLAGS.min_confidence,
+                min_face_size=FLAGS.min_face_size, margin=FLAGS.margin, max_faces=FLAGS.max_faces,
+                shard_size=FLAGS.shard_size, limit=FLAGS.limit, min_favs=FLAGS.min_favs,
+                max_age_years=FLAGS.max_age_years, reference_date=FLAGS.reference_date, min_size=FLAGS.min_size,
+                ratings=FLAGS.ratings, exclude_tags=FLAGS.exclude_tags, crop=FLAGS.crop, detector=FLAGS.detector,
+                cascade=FLAGS.cascade, boxes=FLAGS.boxes, vocabulary=FLAGS.vocabulary)
+    except (ValueError, OSError, ImportError) as e:  # bad input, a missing file or optional package
+        raise SystemExit(f"error: {e}") from None
 
 
 if __name__ == "__main__":
-    run_command(main)
+    define_flags()
+    app.run(main)

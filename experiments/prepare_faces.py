@@ -11,17 +11,20 @@ prepare_danbooru.
 """
 from __future__ import annotations
 
-import argparse
 import os
 
 import numpy as np
+from absl import app, flags
 
-from experiments.prepare_danbooru import add_crop_flags, crop_settings_from
+from experiments import prepare_danbooru
 from stylegan_jax.data.prepared import PreparedWriter
 from stylegan_jax.prep import crops, landmarks
 from stylegan_jax.prep.images import load_rgb
-from stylegan_jax.prep.runner import Outcome, finish, run_command, run_preparation
+from stylegan_jax.prep.runner import Outcome, finish, run_preparation
+
 from stylegan_jax.utils import list_images
+
+FLAGS = flags.FLAGS
 
 
 def prepare_faces_from_landmarks(images: str, landmarks_file: str, out: str, *, shape=(512, 256),
@@ -71,25 +74,46 @@ def prepare_faces_with_detector(images: str, out: str, detector: crops.FaceDetec
                   images_with_room_below=summary["items"] - sum(summary["dropped"].values()))
 
 
-def main(argv=None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--images", required=True, help="image root (landmark paths are relative to it)")
-    add_crop_flags(parser, default_margin=0.1)
-    parser.add_argument("--landmarks", default=None, help="ffhq-dataset-v2.json or {path: 68 [x, y] points}")
-    parser.add_argument("--detector", choices=("opencv", "boxes"), default="opencv",
-                        help="without --landmarks: OpenCV cascade (bundled frontal face by default)")
-    parser.add_argument("--cascade", default=None, help="OpenCV cascade XML (default: haarcascade_frontalface_default)")
-    parser.add_argument("--boxes", default=None, help="JSON {image path: [[x, y, w, h, confidence], ...]}")
-    args = parser.parse_args(argv)
-    settings = crop_settings_from(args)
-    if args.landmarks:
-        return prepare_faces_from_landmarks(args.images, args.landmarks, args.out, shape=args.shape,
-                                            min_face_size=settings.min_face_size, shard_size=args.shard_size,
-                                            limit=args.limit)
-    detector = crops.make_detector(args.detector, cascade=args.cascade, boxes=args.boxes)
-    return prepare_faces_with_detector(args.images, args.out, detector, shape=args.shape, crop_settings=settings,
-                                       shard_size=args.shard_size, limit=args.limit)
+def prepare(images: str, out: str, *, shape=(512, 256), min_confidence: float = 0.0,
+            min_face_size: float | None = None, margin: float = 0.1, max_faces: int = 1, shard_size: int = 1000,
+            limit: int | None = None, landmarks: str | None = None, detector: str = "opencv",
+            cascade: str | None = None, boxes: str | None = None) -> dict:
+    """The command with its flags' values (same names and defaults): crops by the landmarks file if
+    given, else by the detector; returns the report."""
+    settings = prepare_danbooru.crop_settings(shape, min_confidence, min_face_size, margin, max_faces)
+    if landmarks:
+        return prepare_faces_from_landmarks(images, landmarks, out, shape=shape, min_face_size=settings.min_face_size,
+                                            shard_size=shard_size, limit=limit)
+    face_detector = crops.make_detector(detector, cascade=cascade, boxes=boxes)
+    return prepare_faces_with_detector(images, out, face_detector, shape=shape, crop_settings=settings,
+                                       shard_size=shard_size, limit=limit)
+
+
+def define_flags() -> None:
+    """Defines the command's flags. Only run as a program: tests import this module beside the
+    other prepare_* tools, and absl refuses a flag name defined twice in one process."""
+    flags.DEFINE_string("images", None, "image root (landmark paths are relative to it)", required=True)
+    prepare_danbooru.define_crop_flags(default_margin=0.1)
+    flags.adopt_module_key_flags(prepare_danbooru)  # --help lists them with this command's flags
+    flags.DEFINE_string("landmarks", None, "ffhq-dataset-v2.json or {path: 68 [x, y] points}")
+    flags.DEFINE_enum("detector", "opencv", ["opencv", "boxes"],
+                      "without --landmarks: OpenCV cascade (bundled frontal face by default)")
+    flags.DEFINE_string("cascade", None, "OpenCV cascade XML (default: haarcascade_frontalface_default)")
+    flags.DEFINE_string("boxes", None, "JSON {image path: [[x, y, w, h, confidence], ...]}")
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    try:
+        prepare(FLAGS.images, FLAGS.out, shape=FLAGS.shape, min_confidence=FLAGS.min_confidence,
+                min_face_size=FLAGS.min_face_size, margin=FLAGS.margin, max_faces=FLAGS.max_faces,
+                shard_size=FLAGS.shard_size, limit=FLAGS.limit, landmarks=FLAGS.landmarks, detector=FLAGS.detector,
+                cascade=FLAGS.cascade, boxes=FLAGS.boxes)
+    except (ValueError, OSError, ImportError) as e:  # bad input, a missing file or optional package
+        raise SystemExit(f"error: {e}") from None
 
 
 if __name__ == "__main__":
-    run_command(main)
+    define_flags()
+    app.run(main)

@@ -10,15 +10,19 @@ originals untouched) that make_pipeline(source=<out>) reads; the report is print
 """
 from __future__ import annotations
 
-import argparse
 import os
 
-from experiments.prepare_danbooru import parse_shape
+from absl import app, flags
+
+from experiments import prepare_danbooru
 from stylegan_jax.data.labels import LabelSpec
 from stylegan_jax.data.prepared import PreparedWriter
 from stylegan_jax.prep.images import centre_crop_box, crop_resize, load_rgb
-from stylegan_jax.prep.runner import Outcome, finish, run_command, run_preparation
+from stylegan_jax.prep.runner import Outcome, finish, run_preparation
+
 from stylegan_jax.utils import list_images
+
+FLAGS = flags.FLAGS
 
 
 def prepare_folder(images: str, out: str, *, shape=(512, 256), label_attribute: str | None = None,
@@ -57,20 +61,30 @@ def prepare_folder(images: str, out: str, *, shape=(512, 256), label_attribute: 
     return finish(writer, summary, tool="prepare_folder", settings=settings)
 
 
-def main(argv=None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--images", required=True, help="folder of images (searched recursively)")
-    parser.add_argument("--out", required=True, help="output folder (a prepared dataset; rerun to resume)")
-    parser.add_argument("--shape", type=parse_shape, default=(512, 256), help="target HEIGHTxWIDTH")
-    parser.add_argument("--min_size", type=parse_shape, default=(0, 0), help="drop images below HEIGHTxWIDTH")
-    parser.add_argument("--labels_from_subfolders", default=None, metavar="ATTRIBUTE",
-                        help="label each image by its first-level sub-folder, as this attribute")
-    parser.add_argument("--shard_size", type=int, default=1000)
-    parser.add_argument("--limit", type=int, default=None, help="only the first N images (to try settings)")
-    args = parser.parse_args(argv)
-    return prepare_folder(args.images, args.out, shape=args.shape, label_attribute=args.labels_from_subfolders,
-                          min_size=args.min_size, shard_size=args.shard_size, limit=args.limit)
+def define_flags() -> None:
+    """Defines the command's flags. Only run as a program: tests import this module beside the
+    other prepare_* tools, and absl refuses a flag name defined twice in one process."""
+    flags.DEFINE_string("images", None, "folder of images (searched recursively)", required=True)
+    flags.DEFINE_string("out", None, "output folder (a prepared dataset; rerun to resume)", required=True)
+    prepare_danbooru.define_shape("shape", "512x256", "target HEIGHTxWIDTH")
+    prepare_danbooru.define_shape("min_size", "0x0", "drop images below HEIGHTxWIDTH")
+    flags.adopt_module_key_flags(prepare_danbooru)  # --help lists them with this command's flags
+    flags.DEFINE_string("labels_from_subfolders", None,
+                        "ATTRIBUTE: label each image by its first-level sub-folder, as this attribute")
+    flags.DEFINE_integer("shard_size", 1000, "examples per shard file")
+    flags.DEFINE_integer("limit", None, "only the first N images (to try settings)")
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    try:
+        prepare_folder(FLAGS.images, FLAGS.out, shape=FLAGS.shape, label_attribute=FLAGS.labels_from_subfolders,
+                       min_size=FLAGS.min_size, shard_size=FLAGS.shard_size, limit=FLAGS.limit)
+    except (ValueError, OSError, ImportError) as e:  # bad input, a missing file or optional package
+        raise SystemExit(f"error: {e}") from None
 
 
 if __name__ == "__main__":
-    run_command(main)
+    define_flags()
+    app.run(main)

@@ -8,29 +8,37 @@ Open the printed address; the marks are saved after every click to --marks (defa
 """
 from __future__ import annotations
 
-import argparse
+from absl import app, flags
 
 from stylegan_jax.prep.review import make_review_server
-from stylegan_jax.prep.runner import run_command
 from stylegan_jax.serving import serve_until_interrupted
 
+FLAGS = flags.FLAGS
 
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", required=True, help="prepared dataset folder (written by experiments.prepare_*)")
-    parser.add_argument("--marks", default=None,
-                        help="key list of images marked bad (default <data>/review_exclude.txt)")
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: reachable from others)")
-    parser.add_argument("--port", type=int, default=8765)
-    parser.add_argument("--page_size", type=int, default=120, help="images per page")
-    args = parser.parse_args(argv)
-    server = make_review_server(args.data, marks_path=args.marks, host=args.host, port=args.port,
-                                page_size=args.page_size)
-    host, port = server.server_address[:2]
-    serve_until_interrupted(server, f"reviewing {len(server.index.keys)} images of {args.data}: open "
-                                    f"http://{host}:{port}/ (marks go to {server.marks.path}; "
-                                    "Ctrl-C to stop)")
+
+def define_flags() -> None:
+    """Defines the command's flags (when it runs, as the other prepare_* tools do)."""
+    flags.DEFINE_string("data", None, "prepared dataset folder (written by experiments.prepare_*)", required=True)
+    flags.DEFINE_string("marks", None, "key list of images marked bad (default <data>/review_exclude.txt)")
+    flags.DEFINE_string("host", "127.0.0.1", "address to listen on (0.0.0.0: reachable from others)")
+    flags.DEFINE_integer("port", 8765, "port to listen on (0: any free port)")
+    flags.DEFINE_integer("page_size", 120, "images per page")
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    try:
+        server = make_review_server(FLAGS.data, marks_path=FLAGS.marks, host=FLAGS.host, port=FLAGS.port,
+                                    page_size=FLAGS.page_size)
+        host, port = server.server_address[:2]
+        serve_until_interrupted(server, f"reviewing {len(server.index.keys)} images of {FLAGS.data}: open "
+                                        f"http://{host}:{port}/ (marks go to {server.marks.path}; "
+                                        "Ctrl-C to stop)")
+    except (ValueError, OSError, ImportError) as e:  # bad input, a missing file, a port in use
+        raise SystemExit(f"error: {e}") from None
 
 
 if __name__ == "__main__":
-    run_command(main)
+    define_flags()
+    app.run(main)

@@ -1,4 +1,8 @@
 """The edits benchmark's choice of the two labelled examples (benchmarks/bench_edits.py)."""
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -40,3 +44,20 @@ def test_default_edit_layers_stop_at_the_first_layer_of_the_output_resolution(ex
     names = [l.name for l in explorer.layers]
     assert names[-2:] == [f"{height}x{height // 2}_conv0_up", f"{height}x{height // 2}_conv1"]
     assert bench_edits.default_edit_layers(explorer) == names[1:-1]
+
+
+def test_the_command_parses_its_flags_and_reports_bad_input_in_one_line(tmp_path):
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+    def command(*flags):
+        return subprocess.run([sys.executable, "-m", "benchmarks.bench_edits", *flags], cwd=repo,
+                              env=dict(os.environ, PYTHONPATH=repo, JAX_PLATFORMS="cpu"), capture_output=True,
+                              text=True, timeout=300, check=False)
+    missing = command(f"--model={tmp_path / 'none.npz'}", "--attributes=mouth_open", "--examples=3,4",
+                      "--first-seed=5", "--locator-top-k=1", "--edit-layers=8x4_conv1", "--nocontrast",
+                      f"--out={tmp_path / 'out'}")
+    assert missing.returncode == 1
+    assert missing.stderr.strip().splitlines()[-1].startswith(f"error: {tmp_path / 'none.npz'} does not exist")
+    one_seed = command(f"--model={tmp_path / 'none.npz'}", "--examples=3")
+    assert one_seed.returncode == 1 and "--examples takes two seeds, WITH,WITHOUT" in one_seed.stderr
+    assert list(tmp_path.iterdir()) == []

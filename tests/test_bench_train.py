@@ -1,5 +1,8 @@
 """The training benchmark's FLOP counting (XLA cost analysis) against the analytic count."""
 import json
+import os
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -43,8 +46,8 @@ def test_case_names_map_to_the_paper_network_at_the_requested_stage():
 def test_count_only_counts_the_step_without_compiling_and_scales_with_the_batch(capsys):
     # The step's convolutions dominate, and they scale with the batch: twice the images, close to
     # twice the FLOPs (the optimizer update and the mapping's weights do not scale, hence ~).
-    bench_train.main(["--cases=demo", "--batch=2", "--count_only"])
-    bench_train.main(["--cases=demo", "--batch=4", "--count_only"])
+    bench_train.benchmark(["demo"], batch=2, count_only=True)
+    bench_train.benchmark(["demo"], batch=4, count_only=True)
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()
              if line.startswith("{")]
     small, large = (r["results"][0]["gflop_per_step"] for r in lines)
@@ -56,7 +59,7 @@ def test_the_matching_aware_term_costs_one_more_d_pass_on_the_reals(capsys):
     # demo_projection's step scores the reals a second time (with wrong labels) and back-propagates
     # through it: the extra FLOPs are one D forward + backward on the batch, which pass_flops
     # counts for the unconditional demo's D (the same trunk; the projection adds one small matmul).
-    bench_train.main(["--cases=demo_projection,demo_projection_plain,demo_acgan", "--batch=4", "--count_only"])
+    bench_train.benchmark(["demo_projection", "demo_projection_plain", "demo_acgan"], batch=4, count_only=True)
     results = json.loads(capsys.readouterr().out.splitlines()[-1])["results"]
     matching, plain, acgan = (r["gflop_per_step"] for r in results)
     config, stage = bench_train.case_config("demo", "float32")
@@ -68,3 +71,29 @@ def test_the_matching_aware_term_costs_one_more_d_pass_on_the_reals(capsys):
     d_pass = bench_train.pass_flops(G, D, state, batch, stage, frozen)["D fwd+bwd"] / 1e9
     assert 0.9 < (matching - plain) / d_pass < 1.25
     assert abs(acgan - plain) / plain < 0.02  # the same step but for the heads
+
+
+# Every benchmark imported into one process (as the test suite does), then bench_train run as the
+# command: their flags must not clash, and bad input must end in a one-line error.
+ALL_BENCHMARKS_THEN_BENCH_TRAIN = """
+import runpy, sys
+import benchmarks.bench_conditional, benchmarks.bench_edits, benchmarks.bench_explorer, benchmarks.bench_export
+sys.argv = ["bench_train"] + sys.argv[1:]
+runpy.run_module("benchmarks.bench_train", run_name="__main__")
+"""
+
+
+def test_the_command_parses_its_flags_beside_the_other_benchmarks():
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+    def command(*flags):
+        return subprocess.run([sys.executable, "-c", ALL_BENCHMARKS_THEN_BENCH_TRAIN, *flags], cwd=repo,
+                              env=dict(os.environ, PYTHONPATH=repo, JAX_PLATFORMS="cpu"), capture_output=True,
+                              text=True, timeout=300, check=False)
+    unknown_case = command("--cases=resnet", "--count_only")
+    assert unknown_case.returncode == 1, unknown_case.stderr[-2000:]
+    assert unknown_case.stderr.strip().splitlines()[-1].startswith("error: unknown case 'resnet': use 'demo'")
+    assert unknown_case.stdout == ""
+    bad_dtype = command("--dtype=float16")
+    assert bad_dtype.returncode == 1
+    assert "flag --dtype=float16: value should be one of <float32|bfloat16>" in bad_dtype.stderr

@@ -1,5 +1,7 @@
 """FID Inception: a state dict built from torchvision's layer list (written out here independently)
 loads with the right names and shapes, bad files fail clearly, and the forward pass gives [N, 2048]."""
+import os
+import subprocess
 import sys
 
 import jax
@@ -118,6 +120,21 @@ def test_converter_needs_torch_only_when_used(monkeypatch, tmp_path):
     write_npz_atomically(str(out), {"a": np.arange(3)})
     np.testing.assert_array_equal(np.load(out)["a"], np.arange(3))
     assert [p.name for p in tmp_path.iterdir()] == ["out.npz"]
+
+
+def test_converter_command_reports_bad_arguments_in_one_line(tmp_path):
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+    def convert(*args):
+        return subprocess.run([sys.executable, "-m", "stylegan_jax.metrics.convert_fid_weights", *args], cwd=repo,
+                              env=dict(os.environ, PYTHONPATH=repo), capture_output=True, text=True, timeout=120,
+                              check=False)
+    wrong_name = convert(str(tmp_path / "w.pth"), str(tmp_path / "w.pkl"))
+    assert wrong_name.returncode == 1
+    assert wrong_name.stderr.strip().splitlines()[-1] == f"error: output must end in .npz, got '{tmp_path / 'w.pkl'}'"
+    one_argument = convert(str(tmp_path / "w.pth"))
+    assert one_argument.returncode == 1 and "give two arguments" in one_argument.stderr
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_pooling_helpers_match_tensorflow_same_semantics():

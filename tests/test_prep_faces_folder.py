@@ -1,12 +1,15 @@
 """prepare_faces (landmark crops: geometry, room below, rotation) and prepare_folder (centre crops,
 labels from sub-folders) on images the tests make."""
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from experiments.prepare_faces import main as faces_main
+from experiments import prepare_faces
 from experiments.prepare_faces import prepare_faces_from_landmarks
 from experiments.prepare_folder import prepare_folder
 from stylegan_jax.data.prepared import read_prepared_info
@@ -15,6 +18,12 @@ from test_prep_tools import read_examples
 
 # eyes level at y=50, 20 apart; mouth 20 below: x = (40, 0), y = (0, 40), centre (50, 52)
 POINTS = np.array([[40, 50], [60, 50], [42, 70], [58, 70]], float)
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_command(module, *flags):
+    return subprocess.run([sys.executable, "-m", module, *flags], cwd=REPO, env=dict(os.environ, PYTHONPATH=REPO),
+                          capture_output=True, text=True, timeout=120, check=False)
 
 
 def smooth_image(width, height):
@@ -87,7 +96,16 @@ def test_landmark_crop_follows_a_rotated_face(tmp_path):
 
 def test_faces_command_needs_a_landmarks_file_or_detector(tmp_path):
     with pytest.raises(FileNotFoundError, match="landmarks"):
-        faces_main([f"--images={tmp_path}", f"--out={tmp_path / 'o'}", f"--landmarks={tmp_path / 'none.json'}"])
+        prepare_faces.prepare(str(tmp_path), str(tmp_path / "o"), landmarks=str(tmp_path / "none.json"))
+    result = run_command("experiments.prepare_faces", f"--images={tmp_path}", f"--out={tmp_path / 'o'}",
+                         f"--landmarks={tmp_path / 'none.json'}")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"error: landmarks file '{tmp_path / 'none.json'}' not found: give FFHQ's ffhq-dataset-v2.json or "
+        "{image path: 68 [x, y] points}")
+    result = run_command("experiments.prepare_faces", f"--images={tmp_path}", f"--out={tmp_path / 'o'}",
+                         "--detector=dlib")
+    assert result.returncode == 1 and "flag --detector=dlib: value should be one of <opencv|boxes>" in result.stderr
 
 
 @pytest.fixture()
@@ -122,6 +140,23 @@ def test_folder_without_labels_keeps_every_readable_image(class_folders, tmp_pat
     assert read_prepared_info(tmp_path / "out")["label_spec"] is None
     with pytest.raises(ValueError, match=">= 2 class folders"):
         prepare_folder(str(class_folders / "cats"), str(tmp_path / "o2"), label_attribute="animal")
+
+
+def test_folder_command_line(class_folders, tmp_path):
+    result = run_command("experiments.prepare_folder", f"--images={class_folders}", f"--out={tmp_path / 'cli'}",
+                         "--shape=40x20", "--min_size=50x0", "--labels_from_subfolders=animal", "--shard_size=2")
+    assert result.returncode == 0, result.stderr[-2000:]
+    printed, wrote = result.stdout.rstrip().rsplit("\n", 1)
+    report = prepare_folder(str(class_folders), str(tmp_path / "api"), shape=(40, 20), min_size=(50, 0),
+                            label_attribute="animal", shard_size=2)
+    assert json.loads(printed) == json.loads(json.dumps(report))
+    assert wrote == f"wrote 2 examples in 1 shards to {tmp_path / 'cli'}"
+    for flag in ("--shape=40by20", "--min_size=50"):
+        result = run_command("experiments.prepare_folder", f"--images={class_folders}", f"--out={tmp_path / 'o'}", flag)
+        assert result.returncode == 1 and f"flag {flag}: bad shape" in result.stderr, result.stderr
+    result = run_command("experiments.prepare_folder", f"--images={class_folders}", f"--out={tmp_path / 'o'}", "stray")
+    assert result.returncode == 1 and "unexpected arguments: stray" in result.stderr
+    assert not (tmp_path / "o").exists()
 
 
 class FakeCv2:

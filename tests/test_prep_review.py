@@ -2,6 +2,10 @@
 are exactly the ones the next pipeline run skips."""
 import io
 import json
+import os
+import re
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 
@@ -15,6 +19,7 @@ from stylegan_jax.serving import serving_in_background
 
 SHAPE = (16, 8)
 NUM = 11
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(scope="module")
@@ -117,3 +122,23 @@ def test_marked_images_are_exactly_the_ones_training_skips(server, dataset, tmp_
     assert sorted(seen) == sorted(set(images) - set(marked))
     everything = {row["key"].decode() for row in prepared_tf_dataset(out).as_numpy_iterator()}
     assert everything == set(images)  # nothing was deleted
+
+
+def test_review_command_serves_the_dataset_and_reports_bad_input_in_one_line(dataset, tmp_path):
+    out, _ = dataset
+    command = [sys.executable, "-m", "experiments.review", f"--data={out}", f"--marks={tmp_path / 'marks.txt'}",
+               "--port=0", "--page_size=5"]
+    env = dict(os.environ, PYTHONPATH=REPO)
+    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        line = process.stdout.readline()
+        assert line.startswith(f"reviewing {NUM} images of {out}: open http://127.0.0.1:"), line
+        info = json.loads(get(re.search(r"(http://\S+/)", line).group(1) + "api/info")[2])
+        assert info["num_pages"] == 3  # --page_size=5
+    finally:
+        process.terminate()
+        process.wait(30)
+    missing = subprocess.run(command[:3] + [f"--data={tmp_path / 'none'}"], cwd=REPO, env=env, capture_output=True,
+                             text=True, timeout=120, check=False)
+    assert missing.returncode == 1
+    assert missing.stderr.strip().splitlines()[-1].startswith(f"error: {tmp_path / 'none'} is not a finished prepared")

@@ -156,6 +156,7 @@ def test_killed_run_resumes_to_the_same_dataset(dump, tmp_path, kill_at):
 
 KILLED_CHILD = """
 import itertools, os, signal, sys
+from absl import app
 from experiments import prepare_danbooru
 from stylegan_jax.prep import crops
 calls, detect = itertools.count(1), crops.KnownBoxDetector.detect
@@ -164,23 +165,37 @@ def detect_or_die(self, image, key):
         os.kill(os.getpid(), signal.SIGKILL)  # a real kill: no cleanup, nothing flushed
     return detect(self, image, key)
 crops.KnownBoxDetector.detect = detect_or_die
-prepare_danbooru.main(sys.argv[2:])
+prepare_danbooru.define_flags()
+app.run(prepare_danbooru.main, argv=["prepare_danbooru"] + sys.argv[2:])
 """
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def command_line_options(root, boxes_file):
+    """The same preparation as flags (for the command) and as prepare()'s keyword arguments."""
+    argv = [f"--metadata={root / 'metadata'}", f"--images={root / 'images'}", "--shape=32x16", "--detector=boxes",
+            f"--boxes={boxes_file}", "--max_age_years=-1", "--ratings=g,s,q,e", "--exclude_tags=",
+            "--margin=0", "--min_confidence=0.5", "--shard_size=4"]
+    kwargs = dict(metadata=str(root / "metadata"), images=str(root / "images"), shape=(32, 16), detector="boxes",
+                  boxes=str(boxes_file), max_age_years=-1, ratings=("g", "s", "q", "e"), exclude_tags=(),
+                  margin=0, min_confidence=0.5, shard_size=4)
+    return argv, kwargs
+
+
+def run_command(*argv):
+    return subprocess.run([sys.executable, *argv], cwd=REPO, env=dict(os.environ, PYTHONPATH=REPO),
+                          capture_output=True, text=True, timeout=120, check=False)
 
 
 def test_a_killed_process_resumes_to_the_same_dataset(dump, tmp_path):
     root, _, boxes, _ = dump
     (tmp_path / "boxes.json").write_text(json.dumps(boxes))
-    args = [f"--metadata={root / 'metadata'}", f"--images={root / 'images'}", "--shape=32x16", "--detector=boxes",
-            f"--boxes={tmp_path / 'boxes.json'}", "--max_age_years=-1", "--ratings=g,s,q,e", "--exclude_tags=",
-            "--margin=0", "--min_confidence=0.5", "--shard_size=4"]
-    assert danbooru_tool.main(args + [f"--out={tmp_path / 'whole'}"])["kept_examples"] >= 8  # several shards
-    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    child = subprocess.run([sys.executable, "-c", KILLED_CHILD, "20"] + args + [f"--out={tmp_path / 'resumed'}"],
-                           cwd=repo, env=dict(os.environ, PYTHONPATH=repo), capture_output=True, timeout=120)
-    assert child.returncode == -signal.SIGKILL, child.stderr.decode()[-2000:]
+    args, kwargs = command_line_options(root, tmp_path / "boxes.json")
+    assert danbooru_tool.prepare(out=str(tmp_path / "whole"), **kwargs)["kept_examples"] >= 8  # several shards
+    child = run_command("-c", KILLED_CHILD, "20", *args, f"--out={tmp_path / 'resumed'}")
+    assert child.returncode == -signal.SIGKILL, child.stderr[-2000:]
     assert not (tmp_path / "resumed" / "dataset.json").exists()
-    danbooru_tool.main(args + [f"--out={tmp_path / 'resumed'}"])
+    danbooru_tool.prepare(out=str(tmp_path / "resumed"), **kwargs)  # the killed run's settings: no refusal
     assert _dataset_files(tmp_path / "resumed") == _dataset_files(tmp_path / "whole")
 
 
@@ -214,10 +229,17 @@ def test_resuming_with_other_settings_is_refused(dump, tmp_path):
 def test_danbooru_command_line(dump, tmp_path):
     root, _, boxes, _ = dump
     (tmp_path / "boxes.json").write_text(json.dumps(boxes))
-    report = danbooru_tool.main([f"--metadata={root / 'metadata'}", f"--images={root / 'images'}",
-                                 f"--out={tmp_path / 'out'}", "--shape=32x16", "--detector=boxes",
-                                 f"--boxes={tmp_path / 'boxes.json'}", "--max_age_years=-1", "--ratings=g,s,q,e",
-                                 "--exclude_tags=", "--min_confidence=0.5", "--margin=0", "--vocabulary=none"])
-    assert report["kept_examples"] == run_danbooru(root, boxes, tmp_path / "api")["kept_examples"]
-    with pytest.raises(SystemExit):
-        danbooru_tool.main(["--metadata=x", "--images=y", "--out=z", "--ratings=s,nsfw"])
+    args, kwargs = command_line_options(root, tmp_path / "boxes.json")
+    result = run_command("-m", "experiments.prepare_danbooru", *args, "--vocabulary=none", f"--out={tmp_path / 'cli'}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    printed, wrote = result.stdout.rstrip().rsplit("\n", 1)
+    report = danbooru_tool.prepare(out=str(tmp_path / "api"), vocabulary="none", **kwargs)
+    assert json.loads(printed) == json.loads(json.dumps(report))  # the flags' defaults are prepare()'s
+    assert wrote.startswith(f"wrote {report['kept_examples']} examples in ") and wrote.endswith(str(tmp_path / "cli"))
+    assert report["kept_examples"] == run_danbooru(root, boxes, tmp_path / "boxes_api")["kept_examples"]
+    bad = run_command("-m", "experiments.prepare_danbooru", "--metadata=x", "--images=y", "--out=z", "--ratings=s,nsfw")
+    assert bad.returncode == 1 and "unknown ratings ['nsfw']: choose among g, s, q, e" in bad.stderr, bad.stderr
+    missing = run_command("-m", "experiments.prepare_danbooru", f"--metadata={tmp_path / 'none'}", "--images=y",
+                          f"--out={tmp_path / 'o'}", "--crop=centre")
+    assert missing.returncode == 1
+    assert missing.stderr.strip().splitlines()[-1].startswith("error: "), missing.stderr

@@ -10,10 +10,10 @@ inception.py); the result is checked by loading it into the Flax network before 
 """
 from __future__ import annotations
 
-import argparse
 import os
 
 import numpy as np
+from absl import app
 
 from stylegan_jax.atomic import write_npz_atomically
 from stylegan_jax.metrics.inception import variables_from_state_dict
@@ -40,14 +40,16 @@ def convert(pth_path: str, npz_path: str) -> None:
     write_npz_atomically(npz_path, arrays)
 
 
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("pth_path", help="pytorch-fid pt_inception-2015-12-05-*.pth")
-    parser.add_argument("npz_path", help="output .npz for stylegan_jax.metrics.load_fid_inception")
-    args = parser.parse_args(argv)
-    convert(args.pth_path, args.npz_path)
-    print(f"wrote {args.npz_path}")
+def main(argv):
+    if len(argv) != 3:
+        raise app.UsageError("give two arguments, the pytorch-fid pt_inception-2015-12-05-*.pth to read and the "
+                             f".npz to write; got {len(argv) - 1}: {' '.join(argv[1:])}")
+    try:
+        convert(argv[1], argv[2])
+    except (ValueError, OSError, ImportError) as e:  # a wrong or missing file, or no PyTorch
+        raise SystemExit(f"error: {e}") from None
+    print(f"wrote {argv[2]}")
 
 
 if __name__ == "__main__":
-    main()
+    app.run(main)

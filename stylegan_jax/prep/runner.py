@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import sys
 from typing import Callable, Iterable
 
 from tqdm import tqdm
@@ -125,11 +124,3 @@ def finish(writer, summary: dict, *, tool: str, settings: dict, **sections) -> d
     print(f"wrote {info['num_examples']} examples in {len(info['shards'])} shards to {writer.out_dir}")
     return report
 
-
-def run_command(main) -> None:
-    """Runs a tool's main(): bad input (a ValueError, a missing file, a missing optional package)
-    ends it with its one-line error instead of a traceback."""
-    try:
-        main()
-    except (ValueError, OSError, ImportError) as error:
-        sys.exit(f"error: {error}")
