@@ -21,7 +21,6 @@ from stylegan_jax.data.prepared import PreparedWriter
 from stylegan_jax.prep import crops, landmarks
 from stylegan_jax.prep.images import load_rgb
 from stylegan_jax.prep.runner import Outcome, finish, run_preparation
-
 from stylegan_jax.utils import list_images
 
 FLAGS = flags.FLAGS

@@ -19,7 +19,6 @@ from stylegan_jax.data.labels import LabelSpec
 from stylegan_jax.data.prepared import PreparedWriter
 from stylegan_jax.prep.images import centre_crop_box, crop_resize, load_rgb
 from stylegan_jax.prep.runner import Outcome, finish, run_preparation
-
 from stylegan_jax.utils import list_images
 
 FLAGS = flags.FLAGS
