@@ -379,15 +379,21 @@ class Discriminator(nn.Module):
                     self._fromrgb(s, jnp.zeros((1, *stage_shape(self.base_shape, s), images.shape[-1]), self.dtype))
                 if s > stage:
                     self._block(s, jnp.zeros((1, *stage_shape(self.base_shape, s), self._nf(s + 1)), self.dtype))
-        # Final block at the base resolution (PGGAN table 2): mbstd, conv, dense, dense.
+        # Final block at the base resolution (PGGAN table 2): mbstd, conv, dense, then the output.
         h, w = self.base_shape
         if self.mbstd_group_size > 1:
             x = layers.minibatch_stddev(x, self.mbstd_group_size, self.mbstd_num_features)
         x = layers.leaky_relu(layers.EqualizedConv(self._nf(1), 3, dtype=self.dtype, name=f"{h}x{w}_conv")(x))
         features = layers.leaky_relu(layers.EqualizedDense(self._nf(0), dtype=self.dtype, name=f"{h}x{w}_dense0")(x))
+        return self._output(features, labels)
+
+    def _output(self, features, labels):
+        """The last dense layer on the shared trunk phi(x) = features, conditioned on the labels as
+        `conditioning` says (CONDITIONING_MODES)."""
+        h, w = self.base_shape
         conditioning = self._conditioning()
         x = layers.EqualizedDense(self.label_size if conditioning == "switch" else 1, gain=1.0,
-                             dtype=self.dtype, name=f"{h}x{w}_dense1")(features)
+                                  dtype=self.dtype, name=f"{h}x{w}_dense1")(features)
         x = layers.at_least_f32(x)
         if conditioning == "switch":
             return jnp.sum(x * self._checked_labels(labels, x.shape[0]).astype(x.dtype), axis=1)
@@ -402,7 +408,7 @@ class Discriminator(nn.Module):
                                      embedding / jnp.sqrt(self._nf(0)))
         if conditioning == "acgan":
             logits = layers.EqualizedDense(self.label_size, gain=1.0, dtype=self.dtype,
-                                      name=f"{h}x{w}_classifier")(features)
+                                           name=f"{h}x{w}_classifier")(features)
             return scores, layers.at_least_f32(logits)
         return scores
 
