@@ -6,11 +6,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gradcheck import assert_matches_finite_differences
 from stylegan_jax import conditional, losses
 from stylegan_jax.data.labels import LabelSpec
 from stylegan_jax.data.synthetic_portraits import LABEL_SPEC
 from stylegan_jax.networks import Discriminator, Generator
+from helpers import assert_matches_finite_differences
 
 ONE_OF_K = LabelSpec({"hair_color": ("black", "brown", "blonde", "red", "blue", "pink")})
 TINY = dict(base_shape=(4, 2), num_stages=2, fmap_base=16, fmap_max=4)

@@ -6,9 +6,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gradcheck import assert_matches_finite_differences
 from stylegan_jax import layers, losses
 from stylegan_jax.networks import Discriminator
+from helpers import assert_matches_finite_differences
 
 
 def softplus(x):
