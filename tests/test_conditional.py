@@ -122,6 +122,7 @@ def test_projection_and_acgan_outputs_match_numpy_formulas():
             np.testing.assert_allclose(out[1], expected, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("conditioning", ["projection", "acgan"])
 def test_r1_with_labels_matches_finite_differences(conditioning):
     """R1's parameter gradient (grad of grad) with labels in D, float64, tiny D, fade-in on."""

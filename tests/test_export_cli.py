@@ -17,6 +17,8 @@ from stylegan_jax.training import checkpoint, state as state_lib
 from stylegan_jax.utils import cpu_compiler_options
 from helpers import check_against_reference, make_inputs, onnx_runner
 
+pytestmark = pytest.mark.slow
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 

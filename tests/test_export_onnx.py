@@ -26,6 +26,7 @@ def exported(tmp_path_factory):
     return model, options, path, manifest
 
 
+@pytest.mark.slow
 def test_onnx_matches_jax_for_seeds_psi_and_edits(exported):
     model, options, path, manifest = exported
     run = onnx_runner(path)
@@ -40,6 +41,7 @@ def test_onnx_matches_jax_for_seeds_psi_and_edits(exported):
     np.testing.assert_allclose(single, images[1:2], atol=TOLERANCE, rtol=0)
 
 
+@pytest.mark.slow
 def test_onnx_fused_upsampling_matches_jax(tmp_path):
     # fused_scale=True turns the upsampling convs into transposed (input-dilated) convolutions.
     model = tiny_generator(fused=True)

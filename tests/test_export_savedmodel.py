@@ -7,6 +7,7 @@ from stylegan_jax.export import ExportOptions, export_savedmodel
 from helpers import EDITS, check_against_reference, make_inputs, tiny_generator
 
 
+@pytest.mark.slow
 def test_savedmodel_matches_jax(tmp_path):
     model = tiny_generator()
     options = ExportOptions(edit_layers=EDITS)

@@ -27,6 +27,7 @@ def test_blur_is_normalized_depthwise_and_preserves_constants(impl):
     assert out[..., 1].sum() == pytest.approx(1.0)
 
 
+@pytest.mark.slow
 def test_blur_implementations_agree_with_second_derivatives():
     x = _rand((2, 6, 4, 5))
     weights = _rand((2, 6, 4, 5), 1)
@@ -76,6 +77,7 @@ def test_equalized_conv_runtime_scale():
     np.testing.assert_allclose(y, ref, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("resample", ["up", "down"])
 def test_fused_resampling_equals_separate_ops(resample):
     x = _rand((2, 8, 4, 3))

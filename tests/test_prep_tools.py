@@ -149,6 +149,7 @@ prepare_danbooru.main(sys.argv[2:])
 """
 
 
+@pytest.mark.slow
 def test_a_killed_process_resumes_to_the_same_dataset(dump, tmp_path):
     root, _, boxes, _ = dump
     (tmp_path / "boxes.json").write_text(json.dumps(boxes))
