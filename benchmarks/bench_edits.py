@@ -1,4 +1,4 @@
-r"""Do edits found from two labelled examples work on other images? (issue 6, "What must be shown")
+r"""Do edits found from two labelled examples work on other images?
 
     python -m benchmarks.bench_edits --model=workdirs/demo_long [--classifier=shipped] \
         [--attributes=mouth_open,hairband] [--seeds=100] [--out=bench_edits_out]

@@ -3,7 +3,7 @@ r"""Prepare a Danbooru20xx dump as a training set of face crops (or centre crops
   python -m experiments.prepare_danbooru --metadata=danbooru2018/metadata --images=danbooru2018/original \
       --out=data/danbooru_faces --detector=opencv --cascade=lbpcascade_animeface.xml
 
-Curates by metadata first (MISSION.md, "The data": favourites, age, size, rating, tags), then crops
+Curates by metadata first (favourites, age, size, rating, tags), then crops
 each kept post's face plus the same height below it at the target aspect (512x256 = H x W by
 default), labels it from its tags (--vocabulary) and writes a prepared dataset (PreparedWriter) that
 make_pipeline(source=<out>) reads. Originals are only read. A killed run continues where it stopped

@@ -8,9 +8,10 @@ PGGAN (arXiv 1710.10196):
   speed under Adam.
 * Blurred resampling (StyleGAN appendix C): a separable [1, 2, 1] low-pass filter applied as a
   *depthwise* convolution. Its second derivative (needed for R1) is plain `jax.grad` of `jax.grad`.
-* From 128 px on, the official code fuses the upsample with the following conv (a transposed conv)
-  and the downsample with the preceding conv (a strided conv); both are exact rewrites of
-  "nearest upscale then 3x3 conv" and "3x3 conv then 2x2 box downscale" (tests check this).
+* Once the smaller side is >= 128 px (128x128 in the official, square code), the upsample is fused
+  with the following conv (a transposed conv) and the downsample with the preceding conv (a strided
+  conv); both are exact rewrites of "nearest upscale then 3x3 conv" and "3x3 conv then 2x2 box
+  downscale" (tests check this).
 """
 import math
 from typing import Any, Optional
@@ -161,7 +162,7 @@ class EqualizedConv(nn.Module):
     lr_mul: float = 1.0        # learning-rate multiplier
     use_bias: bool = True      # add a learned bias
     resample: Optional[str] = None  # None, "up" or "down"
-    fused: bool = False        # fuse the resampling into the conv (official from 128 px on)
+    fused: bool = False        # fuse the resampling into the conv (official: smaller side >= 128)
     dtype: Any = jnp.float32   # compute dtype
 
     @nn.compact

@@ -342,7 +342,7 @@ class Discriminator(nn.Module):
     fmap_max: int = 512             # maximum channel count
     mbstd_group_size: int = 4       # minibatch-stddev group size (PGGAN section 3)
     mbstd_num_features: int = 1     # minibatch-stddev feature maps
-    fused_scale: Union[str, bool] = "auto"  # fused conv-down: True, False or "auto" (>= 128 px)
+    fused_scale: Union[str, bool] = "auto"  # fused conv-down: True, False or "auto" (smaller side >= 128 px)
     dtype: Any = jnp.float32        # compute dtype
 
     def _nf(self, stage):

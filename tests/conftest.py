@@ -1,4 +1,9 @@
-"""Shared test setup: CPU only, float32 matmuls at full precision, TF kept off accelerators."""
+"""Shared test setup: JAX on the CPU (where float32 matmuls run at full precision), no GPU visible
+to TensorFlow either, TensorFlow's C++ logging silenced.
+
+Fixtures shared by several test modules go here; plain helper functions they share are in
+helpers.py.
+"""
 import os
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")

@@ -9,6 +9,8 @@ import pytest
 from benchmarks import bench_edits
 from stylegan_jax.explore import Explorer, random_bundle
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def explorer():

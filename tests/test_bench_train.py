@@ -8,9 +8,12 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+import pytest
 
 from benchmarks import bench_train
 from stylegan_jax.training import state as state_lib
+
+pytestmark = pytest.mark.slow
 
 
 def test_cost_analysis_counts_a_3x3_convolution_and_a_matmul_exactly():

@@ -9,6 +9,8 @@ from stylegan_jax import classifier, layers
 from stylegan_jax.data import portraits_tfds, synthetic_portraits
 from stylegan_jax.data.synthetic_portraits import LABEL_SPEC
 
+pytestmark = pytest.mark.slow
+
 
 def portraits(indices, shape=classifier.INPUT_SHAPE, seed=0):
     drawn = synthetic_portraits.generate(seed, indices, shape)

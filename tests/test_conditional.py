@@ -6,11 +6,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gradcheck import assert_matches_finite_differences
 from stylegan_jax import conditional, losses
 from stylegan_jax.data.labels import LabelSpec
 from stylegan_jax.data.synthetic_portraits import LABEL_SPEC
 from stylegan_jax.networks import Discriminator, Generator
+from helpers import assert_matches_finite_differences
 
 ONE_OF_K = LabelSpec({"hair_color": ("black", "brown", "blonde", "red", "blue", "pink")})
 TINY = dict(base_shape=(4, 2), num_stages=2, fmap_base=16, fmap_max=4)
@@ -122,6 +122,7 @@ def test_projection_and_acgan_outputs_match_numpy_formulas():
             np.testing.assert_allclose(out[1], expected, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("conditioning", ["projection", "acgan"])
 def test_r1_with_labels_matches_finite_differences(conditioning):
     """R1's parameter gradient (grad of grad) with labels in D, float64, tiny D, fade-in on."""

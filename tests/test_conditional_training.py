@@ -16,6 +16,8 @@ from stylegan_jax.data.synthetic_portraits import LABEL_SPEC
 from stylegan_jax.training import checkpoint, loop, parallel, state as state_lib, steps
 from stylegan_jax.utils import cpu_compiler_options
 
+pytestmark = pytest.mark.slow
+
 GROUPS = conditional.attribute_groups(LABEL_SPEC)
 
 

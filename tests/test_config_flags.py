@@ -10,7 +10,7 @@ from experiments.configs import _base
 from stylegan_jax.networks import stage_shape
 from stylegan_jax.training import schedule
 
-TRAINING_NAMES = ["demo", "ffhq", "rect_anime", "smoke"]   # this issue's; others add more
+TRAINING_NAMES = ["demo", "ffhq", "rect_anime", "smoke"]   # a subset: variants (demo_acgan, ...) add more
 ALL_NAMES = config_flags.config_names()
 
 

@@ -43,6 +43,7 @@ def _shard_files(directory):
             for name in sorted(os.listdir(directory))}
 
 
+@pytest.mark.slow
 def test_killed_and_resumed_run_gives_byte_identical_files(tmp_path):
     reference, resumed = tmp_path / "reference", tmp_path / "resumed"
     write_all(reference, 18)

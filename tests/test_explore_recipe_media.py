@@ -183,6 +183,7 @@ def test_seed_amount_grid_writes_cells_and_settings(explorer, recipe, tmp_path):
         seed_amount_grid(explorer, recipe, [3], [0.0], out)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("space", ["w", "z"])
 def test_interpolation_endpoints_equal_the_inputs(explorer, space, tmp_path):
     seeds = [30, 31, 32]

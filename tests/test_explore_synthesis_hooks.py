@@ -35,6 +35,7 @@ def run(**kwargs):
     return jax.jit(lambda p, w: synthesize(G, p, w, **kwargs))(params, w)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("noise_mode", ["const", "none", "random"])
 def test_plain_pass_is_the_generator_and_records_every_layer(noise_mode):
     G, params, w = net()

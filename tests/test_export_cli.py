@@ -15,7 +15,9 @@ from experiments.config_flags import load_config
 from stylegan_jax.export import ExportOptions
 from stylegan_jax.training import checkpoint, state as state_lib
 from stylegan_jax.utils import cpu_compiler_options
-from test_export_onnx import check_against_reference, make_inputs, onnx_runner
+from helpers import check_against_reference, make_inputs, onnx_runner
+
+pytestmark = pytest.mark.slow
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -1,8 +1,7 @@
 """The exported ONNX model, run by onnxruntime, computes the JAX generator.
 
 The reference is built directly from networks.py (mapping, the library's truncate() with a scalar
-psi per example, synthesis with const noise and edits, clip), not from the export code. The
-helpers here are shared with test_export_savedmodel.py and test_export_cli.py.
+psi per example, synthesis with const noise and edits, clip), not from the export code.
 """
 import json
 
@@ -10,113 +9,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import onnx
-import onnxruntime as ort
 import pytest
 
-from stylegan_jax.explore.synthesis_hooks import synthesize
 from stylegan_jax.export import ExportOptions, export_onnx, manifest_path
 from stylegan_jax.export import onnx_graph
-from stylegan_jax.networks import Generator, truncate
-from stylegan_jax.utils import cpu_compiler_options
-
-TOLERANCE = 1e-3
-EDITS = ("16x8_conv1", "32x16_conv0_up")
-TINY = dict(base_shape=(8, 4), num_stages=3, latent_size=16, dlatent_size=16, mapping_layers=2,
-            mapping_fmaps=16, fmap_base=64, fmap_max=32)  # 8x4 -> 32x16, 16-32 channels
-_CACHE = {}
-
-
-def tiny_generator(label_size=0, fused=False, seed=0):
-    """(G, params, w_avg): random parameters of the right shapes (shape-only init, no compile).
-
-    Stored weights are N(0, 1), as equalized LR keeps them (the mapping's N(0, 1/lr_mul)); noise
-    weights are non-zero so that the fixed noise shows in the images.
-    """
-    key = ("G", label_size, fused, seed)
-    if key not in _CACHE:
-        G = Generator.create(**TINY, label_size=label_size, fused_scale=fused)
-        labels = jnp.zeros((1, label_size)) if label_size else None
-        shapes = jax.eval_shape(lambda: G.init({"params": jax.random.key(0), "noise": jax.random.key(1)},
-                                               jnp.zeros((1, 16)), labels, stage=2)["params"])
-        leaves, tree = jax.tree.flatten_with_path(shapes)
-        rng = np.random.default_rng(seed)
-        params = []
-        for path, leaf in leaves:
-            scale = 1.0 / G.mapping_network.mapping_lr_mul if "mapping_network" in str(path) else 1.0
-            if "bias" in str(path) or "weight" in str(path):  # biases, noise strengths
-                scale = 0.2
-            params.append(jnp.asarray(rng.standard_normal(leaf.shape) * scale, jnp.float32))
-        w_avg = rng.standard_normal(G.dlatent_size).astype(np.float32) * 0.5
-        _CACHE[key] = (G, jax.tree.unflatten(tree, params), w_avg)
-    return _CACHE[key]
-
-
-def reference_fn(G, params, w_avg, options: ExportOptions):
-    """The JAX generator, vmapped over examples so each example gets a scalar psi (as
-    networks.truncate takes it); jitted once per model and options."""
-    key = ("ref", id(params), G, options)
-    if key in _CACHE:
-        return _CACHE[key]
-
-    def one(latent, psi, labels, edits):  # one example, with a batch axis of 1
-        v = {"params": params}
-        w = latent if options.input_kind == "w" else G.apply(v, latent, labels,
-                                                             method=Generator.mapping)
-        w = truncate(w, jnp.asarray(w_avg), psi, options.truncation_cutoff)
-        if options.layout == "nchw":
-            edits = {k: jnp.transpose(d, (0, 2, 3, 1)) for k, d in edits.items()}
-        stats = None
-        if edits and options.local_edits:  # the unedited pass's instance-norm statistics
-            stats = synthesize(G, params, w, noise_mode=options.noise).norm_stats
-        x = synthesize(G, params, w, noise_mode=options.noise, edits=edits, norm_stats=stats).images
-        x = jnp.clip(x, -1.0, 1.0)
-        return jnp.transpose(x, (0, 3, 1, 2)) if options.layout == "nchw" else x
-
-    def batch(latent, psi, labels, edits):
-        add_axis = lambda a: None if a is None else a[:, None]  # noqa: E731
-        out = jax.vmap(one)(add_axis(latent), psi, add_axis(labels),
-                            {k: d[:, None] for k, d in edits.items()})
-        return out[:, 0]
-
-    _CACHE[key] = jax.jit(batch, compiler_options=cpu_compiler_options(True))
-    return _CACHE[key]
-
-
-def make_inputs(specs, n, seed, edit_scale=0.5):
-    """Random inputs for the manifest's input specs; psi spans [0.4, 1]."""
-    rng = np.random.default_rng(seed)
-    feeds = {}
-    for spec in specs:
-        shape = [n if d == "N" else d for d in spec["shape"]]
-        if spec["name"] == "psi":
-            feeds["psi"] = np.linspace(0.4, 1.0, n).astype(np.float32)
-        elif spec["name"] == "labels":
-            feeds["labels"] = np.eye(shape[1], dtype=np.float32)[rng.integers(0, shape[1], n)]
-        else:
-            scale = edit_scale if spec["name"].startswith("edit_") else 1.0
-            feeds[spec["name"]] = (rng.standard_normal(shape) * scale).astype(np.float32)
-    return feeds
-
-
-def check_against_reference(run, model, options, manifest, feeds):
-    """run(feeds) matches the reference; returns the images."""
-    G, params, w_avg = model
-    edits = {name: feeds[f"edit_{name}"] for name in options.edit_layers}
-    expected = np.asarray(reference_fn(G, params, w_avg, options)(
-        feeds[options.input_kind], feeds["psi"], feeds.get("labels"), edits))
-    got = run(feeds)
-    n = len(feeds["psi"])
-    assert got.shape == expected.shape == (n, *manifest["outputs"][0]["shape"][1:])
-    assert got.min() >= -1.0 and got.max() <= 1.0
-    inside = np.mean(np.abs(expected) < 0.99)
-    assert inside > 0.2, f"images saturated ({inside:.0%} unclipped): the check would be weak"
-    np.testing.assert_allclose(got, expected, atol=TOLERANCE, rtol=0)
-    return got
-
-
-def onnx_runner(path):
-    session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
-    return lambda feeds: session.run(["images"], feeds)[0]
+from helpers import EDITS, TOLERANCE, check_against_reference, make_inputs, onnx_runner, tiny_generator
 
 
 @pytest.fixture(scope="module")
@@ -129,6 +26,7 @@ def exported(tmp_path_factory):
     return model, options, path, manifest
 
 
+@pytest.mark.slow
 def test_onnx_matches_jax_for_seeds_psi_and_edits(exported):
     model, options, path, manifest = exported
     run = onnx_runner(path)
@@ -143,6 +41,7 @@ def test_onnx_matches_jax_for_seeds_psi_and_edits(exported):
     np.testing.assert_allclose(single, images[1:2], atol=TOLERANCE, rtol=0)
 
 
+@pytest.mark.slow
 def test_onnx_fused_upsampling_matches_jax(tmp_path):
     # fused_scale=True turns the upsampling convs into transposed (input-dilated) convolutions.
     model = tiny_generator(fused=True)

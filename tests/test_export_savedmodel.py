@@ -1,12 +1,13 @@
 """The exported TensorFlow SavedModel (jax2tf), loaded with tf.saved_model.load, computes the JAX
-generator (same reference as test_export_onnx.py)."""
+generator (the reference helpers.check_against_reference builds, as for ONNX)."""
 import pytest
 import tensorflow as tf
 
 from stylegan_jax.export import ExportOptions, export_savedmodel
-from test_export_onnx import EDITS, check_against_reference, make_inputs, tiny_generator
+from helpers import EDITS, check_against_reference, make_inputs, tiny_generator
 
 
+@pytest.mark.slow
 def test_savedmodel_matches_jax(tmp_path):
     model = tiny_generator()
     options = ExportOptions(edit_layers=EDITS)

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from stylegan_jax import layers as L
+from stylegan_jax import layers
 
 
 def _rand(shape, seed=0):
@@ -16,44 +16,45 @@ def _rand(shape, seed=0):
 @pytest.mark.parametrize("impl", ["depthwise", "shift"])
 def test_blur_is_normalized_depthwise_and_preserves_constants(impl):
     x = jnp.full((1, 9, 7, 3), 2.5)
-    y = L.blur(x, impl)
+    y = layers.blur(x, impl)
     np.testing.assert_allclose(y[:, 1:-1, 1:-1], 2.5, rtol=1e-6)  # zero padding only touches borders
     # Depthwise: an impulse in channel 1 produces the [1,2,1]x[1,2,1]/16 kernel in channel 1 only.
     impulse = jnp.zeros((1, 5, 5, 3)).at[0, 2, 2, 1].set(1.0)
-    out = np.asarray(L.blur(impulse, impl))
+    out = np.asarray(layers.blur(impulse, impl))
     expected = np.outer([1, 2, 1], [1, 2, 1]) / 16.0
     np.testing.assert_allclose(out[0, 1:4, 1:4, 1], expected, atol=1e-7)
     assert np.abs(out[..., [0, 2]]).max() == 0.0
     assert out[..., 1].sum() == pytest.approx(1.0)
 
 
+@pytest.mark.slow
 def test_blur_implementations_agree_with_second_derivatives():
     x = _rand((2, 6, 4, 5))
     weights = _rand((2, 6, 4, 5), 1)
     # A scalar that needs grad-of-grad: the squared norm of the input gradient, as in R1.
     def r1_like(impl, x):
-        grad = jax.grad(lambda x: jnp.sum(jnp.tanh(L.blur(x, impl)) * weights))(x)
+        grad = jax.grad(lambda x: jnp.sum(jnp.tanh(layers.blur(x, impl)) * weights))(x)
         return jnp.sum(grad**2)
-    np.testing.assert_allclose(L.blur(x, "shift"), L.blur(x, "depthwise"), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(layers.blur(x, "shift"), layers.blur(x, "depthwise"), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(jax.grad(lambda x: r1_like("shift", x))(x),
                                jax.grad(lambda x: r1_like("depthwise", x))(x), rtol=1e-4, atol=1e-5)
     with pytest.raises(ValueError, match="unknown blur impl"):
-        L.blur(x, "fft")
+        layers.blur(x, "fft")
 
 
 def test_up_and_downscale_match_naive_loops():
     x = np.asarray(_rand((2, 3, 5, 2)))
-    up = np.asarray(L.upscale(jnp.asarray(x)))
+    up = np.asarray(layers.upscale(jnp.asarray(x)))
     for i in range(6):
         for j in range(10):
             np.testing.assert_array_equal(up[:, i, j], x[:, i // 2, j // 2])
-    down = np.asarray(L.downscale(jnp.asarray(up)))
+    down = np.asarray(layers.downscale(jnp.asarray(up)))
     np.testing.assert_allclose(down, x, rtol=1e-6)
 
 
 @pytest.mark.parametrize("lr_mul", [1.0, 0.01])
 def test_equalized_dense_raw_weights_and_runtime_scale(lr_mul):
-    layer = L.EqualizedDense(256, lr_mul=lr_mul)
+    layer = layers.EqualizedDense(256, lr_mul=lr_mul)
     params = layer.init(jax.random.key(0), jnp.zeros((1, 400)))["params"]
     raw = np.asarray(params["kernel"]) * lr_mul  # stored ~ N(0, 1/lr_mul)
     assert raw.std() == pytest.approx(1.0, rel=0.02) and abs(raw.mean()) < 0.01
@@ -66,7 +67,7 @@ def test_equalized_dense_raw_weights_and_runtime_scale(lr_mul):
 
 
 def test_equalized_conv_runtime_scale():
-    layer = L.EqualizedConv(4, 3, gain=1.0, use_bias=False)
+    layer = layers.EqualizedConv(4, 3, gain=1.0, use_bias=False)
     x = _rand((1, 6, 6, 5))
     params = layer.init(jax.random.key(0), x)
     raw = params["params"]["kernel"]
@@ -76,11 +77,12 @@ def test_equalized_conv_runtime_scale():
     np.testing.assert_allclose(y, ref, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("resample", ["up", "down"])
 def test_fused_resampling_equals_separate_ops(resample):
     x = _rand((2, 8, 4, 3))
-    unfused = L.EqualizedConv(5, 3, resample=resample, fused=False)
-    fused = L.EqualizedConv(5, 3, resample=resample, fused=True)
+    unfused = layers.EqualizedConv(5, 3, resample=resample, fused=False)
+    fused = layers.EqualizedConv(5, 3, resample=resample, fused=True)
     params = unfused.init(jax.random.key(3), x)
     params = jax.tree_util.tree_map(lambda p: p + 0.1, params)  # non-zero bias too
     np.testing.assert_allclose(fused.apply(params, x), unfused.apply(params, x), rtol=1e-4, atol=1e-5)
@@ -88,9 +90,9 @@ def test_fused_resampling_equals_separate_ops(resample):
 
 def test_pixel_and_instance_norm():
     x = _rand((2, 4, 3, 6)) * 3 + 1
-    p = L.pixel_norm(x)
+    p = layers.pixel_norm(x)
     np.testing.assert_allclose(jnp.mean(p**2, axis=-1), 1.0, rtol=1e-4)
-    i = L.instance_norm(x)
+    i = layers.instance_norm(x)
     np.testing.assert_allclose(jnp.mean(i, axis=(1, 2)), 0.0, atol=1e-5)
     np.testing.assert_allclose(jnp.mean(i**2, axis=(1, 2)), 1.0, rtol=1e-4)
 
@@ -98,7 +100,7 @@ def test_pixel_and_instance_norm():
 def test_style_modulation_is_adain():
     x = _rand((2, 4, 4, 3))
     w = _rand((2, 8), 1)
-    mod = L.StyleModulation()
+    mod = layers.StyleModulation()
     params = mod.init(jax.random.key(0), x, w)
     kernel = params["params"]["dense"]["kernel"] / math.sqrt(8)
     style = w @ kernel
@@ -108,7 +110,7 @@ def test_style_modulation_is_adain():
 
 def test_minibatch_stddev_matches_numpy():
     x = np.asarray(_rand((8, 3, 2, 4)))
-    y = np.asarray(L.minibatch_stddev(jnp.asarray(x), group_size=4))
+    y = np.asarray(layers.minibatch_stddev(jnp.asarray(x), group_size=4))
     assert y.shape == (8, 3, 2, 5)
     np.testing.assert_array_equal(y[..., :4], x)
     for g in range(2):
@@ -120,5 +122,5 @@ def test_minibatch_stddev_matches_numpy():
 def test_noise_injection_is_per_channel():
     x = jnp.zeros((1, 2, 2, 3))
     noise = jnp.ones((1, 2, 2, 1))
-    out = L.NoiseInjection().apply({"params": {"weight": jnp.array([1.0, 0.0, -2.0])}}, x, noise)
+    out = layers.NoiseInjection().apply({"params": {"weight": jnp.array([1.0, 0.0, -2.0])}}, x, noise)
     np.testing.assert_array_equal(out[0, 0, 0], [1.0, 0.0, -2.0])

@@ -6,9 +6,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gradcheck import assert_matches_finite_differences
 from stylegan_jax import layers, losses
 from stylegan_jax.networks import Discriminator
+from helpers import assert_matches_finite_differences
 
 
 def softplus(x):
@@ -29,6 +29,7 @@ def test_r1_on_a_linear_critic():
     assert float(losses.r1_penalty(d_fn, x, gamma=10.0)) == pytest.approx(5.0 * float(jnp.sum(a**2)), rel=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("blur_impl", ["depthwise", "shift"])
 def test_r1_parameter_gradient_through_blur_matches_finite_differences(blur_impl, monkeypatch):
     """grad of grad through the depthwise blur (no custom gradients), float64, tiny D, fade-in on."""

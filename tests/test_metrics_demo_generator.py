@@ -30,6 +30,7 @@ def _samples(bundle):
                            for i in range(0, NUM_IMAGES, 64)])
 
 
+@pytest.mark.slow
 def test_swd_ranks_the_trained_demo_generator_above_untrained_weights_and_noise(reals):
     trained = load_generator(DEMO_GENERATOR)
     config = generator_config(trained.module)

@@ -122,6 +122,7 @@ def test_uint8_and_float_inputs_agree_and_seed_is_reproducible(portraits):
     assert swd.sliced_wasserstein_distance(real, fake, seed=4) != from_uint8
 
 
+@pytest.mark.slow
 def test_colour_shift_and_blur_rank_above_a_real_split(portraits):
     real, other_real = portraits
     split = swd.sliced_wasserstein_distance(real, other_real)["avg"]
@@ -133,6 +134,7 @@ def test_colour_shift_and_blur_rank_above_a_real_split(portraits):
     assert blurred[1] > 2 * split
 
 
+@pytest.mark.slow
 def test_noise_scores_far_above_a_real_split(portraits):
     real, other_real = portraits
     noise = np.random.default_rng(0).integers(0, 256, real.shape).astype(np.uint8)

@@ -72,6 +72,7 @@ def small_nets():
     return G, D, gv, dv, z
 
 
+@pytest.mark.slow
 def test_parameters_exist_for_every_stage_from_init():
     G, D, gv, dv, z = small_nets()
     synth = gv["params"]["synthesis_network"]
@@ -86,6 +87,7 @@ def test_parameters_exist_for_every_stage_from_init():
     assert jax.tree_util.tree_map(jnp.shape, d0) == jax.tree_util.tree_map(jnp.shape, dv)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stage", [1, 2])
 def test_generator_fade_in_is_continuous(stage):
     G, _, gv, _, z = small_nets()
@@ -105,6 +107,7 @@ def test_generator_fade_in_is_continuous(stage):
     np.testing.assert_allclose(mid, 0.7 * faded_out + 0.3 * a, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stage", [1, 2])
 def test_discriminator_fade_in_is_continuous(stage):
     _, D, _, dv, _ = small_nets()
@@ -120,6 +123,7 @@ def test_discriminator_fade_in_is_continuous(stage):
                                generator_apply(D, changed, x, traced_alpha=1.0, stage=stage), rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_truncation_and_w_avg():
     G, _, gv, _, z = small_nets()
     w = generator_apply(G, gv, z, method=Generator.mapping)
@@ -151,6 +155,7 @@ def test_style_mixing_uses_w2_from_the_crossover_layer():
     np.testing.assert_array_equal(style_mixing(jax.random.key(0), w, w2, prob=0.0, num_active_layers=4), w)
 
 
+@pytest.mark.slow
 def test_noise_modes():
     G, _, gv, _, z = small_nets()
     w = generator_apply(G, gv, z, method=Generator.mapping)
@@ -168,6 +173,7 @@ def test_noise_modes():
                                                   method=Generator.synthesis))
 
 
+@pytest.mark.slow
 def test_layer_specs_list_every_synthesis_layer_with_its_output_shape():
     G, _, gv, _, _ = small_nets()
     specs = G.layer_specs
@@ -194,6 +200,7 @@ def test_create_splits_options_between_the_networks_and_gives_them_back():
         Generator.create(fmap_bass=3)
 
 
+@pytest.mark.slow
 def test_bfloat16_compute_keeps_float32_params():
     G, D, gv, dv, z = small_nets()
     Gb = Generator.create(latent_size=16, dlatent_size=16, mapping_fmaps=16, mapping_layers=2, dtype=jnp.bfloat16, **SMALL)

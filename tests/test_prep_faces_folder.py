@@ -14,7 +14,7 @@ from experiments.prepare_faces import prepare_faces_from_landmarks
 from experiments.prepare_folder import prepare_folder
 from stylegan_jax.data.prepared import read_prepared_info
 from stylegan_jax.prep import landmarks
-from test_prep_tools import read_examples
+from helpers import read_examples
 
 # eyes level at y=50, 20 apart; mouth 20 below: x = (40, 0), y = (0, 40), centre (50, 52)
 POINTS = np.array([[40, 50], [60, 50], [42, 70], [58, 70]], float)

@@ -8,34 +8,15 @@ import sys
 
 import numpy as np
 import pytest
-from PIL import Image
-from test_prep_danbooru import make_fake_dump
 
 from experiments import prepare_danbooru as danbooru_tool
-from experiments.prepare_faces import prepare_faces_from_landmarks
-from experiments.prepare_folder import prepare_folder
-from stylegan_jax.data.pipeline import make_pipeline
 from stylegan_jax.data.prepared import prepared_tf_dataset, read_prepared_info
 from stylegan_jax.prep import crops, danbooru
 from stylegan_jax.prep.tags import TagVocabulary
+from helpers import make_fake_dump, post_pixels, read_examples
 
 SHAPE = (32, 16)
 STILL = ("jpg", "png")
-
-
-def read_examples(out_dir):
-    """{key: (uint8 image, label)} as the training input pipeline reads the prepared dataset."""
-    info = read_prepared_info(out_dir)
-    batches = make_pipeline(str(out_dir), resolution=info["image_shape"], batch_size=1, shuffle=False,
-                            repeat=False, process_index=0, process_count=1)
-    return {batch["key"][0].decode(): (np.rint((batch["image"][0] + 1) * 127.5).astype(np.uint8), batch["label"][0])
-            for batch in batches}
-
-
-def post_pixels(post):
-    """The generated image of a post (write_images' formula)."""
-    y, x = np.mgrid[0:post["height"], 0:post["width"]]
-    return np.stack([(x * 7 + post["id"]) % 256, (y * 5) % 256, np.full_like(x, post["id"] % 251)], -1).astype(np.uint8)
 
 
 @pytest.fixture(scope="module")
@@ -187,6 +168,7 @@ def run_command(*argv):
                           capture_output=True, text=True, timeout=120, check=False)
 
 
+@pytest.mark.slow
 def test_a_killed_process_resumes_to_the_same_dataset(dump, tmp_path):
     root, _, boxes, _ = dump
     (tmp_path / "boxes.json").write_text(json.dumps(boxes))

@@ -1,7 +1,6 @@
 """Checkpointer on a tiny stand-in TrainState: round trip, rotation, corrupt and mismatched data;
 the label spec a checkpoint's meta gives."""
 import glob
-import hashlib
 import json
 import os
 
@@ -13,6 +12,7 @@ from PIL import Image
 
 from stylegan_jax.data.labels import LabelSpec
 from stylegan_jax.training import checkpoint, state as state_lib
+from helpers import tree_digest
 
 
 def tiny_state(step: int, width: int = 3) -> state_lib.TrainState:
@@ -28,16 +28,6 @@ def tiny_state(step: int, width: int = 3) -> state_lib.TrainState:
 
 def abstract(state):
     return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), state)
-
-
-def tree_digest(directory) -> dict:
-    """{relative path: sha256} of every file below `directory`."""
-    out = {}
-    for path in sorted(glob.glob(os.path.join(directory, "**"), recursive=True)):
-        if os.path.isfile(path):
-            with open(path, "rb") as f:
-                out[os.path.relpath(path, directory)] = hashlib.sha256(f.read()).hexdigest()
-    return out
 
 
 def saved(tmp_path, steps=(3,), keep=3):

@@ -23,7 +23,9 @@ from stylegan_jax import losses
 from stylegan_jax.data import tf_cpu
 from stylegan_jax.training import checkpoint, loop, parallel, state as state_lib, steps
 from stylegan_jax.utils import cpu_compiler_options
-from test_train_checkpoint import tree_digest
+from helpers import tree_digest
+
+pytestmark = pytest.mark.slow
 
 STEPS = 12           # smoke: 5 steps at 8x4, 3 fading 16x8 in, 4 at 16x8 (batch 8)
 LAST_8X4_STEP = 5    # nimg 0..32 are stage 0; the step from nimg 40 on is stage 1

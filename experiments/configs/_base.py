@@ -48,7 +48,7 @@ def get_base_config() -> ml_collections.ConfigDict:
     config.generator.fmap_decay = 1.0      # log2 channel reduction per stage
     config.generator.fmap_max = 512        # maximum channel count
     config.generator.use_noise = True      # per-layer noise inputs
-    config.generator.fused_scale = "auto"  # fused up-conv: "auto" (>= 128 px), True or False
+    config.generator.fused_scale = "auto"  # fused up-conv: "auto" (smaller side >= 128), True or False
 
     config.discriminator = ml_collections.ConfigDict()
     config.discriminator.fmap_base = 8192  # channel multiplier, as for the generator

@@ -2,9 +2,10 @@
 
     python -m experiments.train --config=ffhq:/path/to/prepared/ffhq --workdir=workdirs/ffhq
 
-The argument is the dataset: a prepared directory (tools of issue 9), `folder:/path/to/pngs` or a
-TFDS name. Everything else is `_base.py`: 25000 kimg, 600 + 600 kimg per resolution from 8x8,
-minibatch 256..32, learning rate 0.001 rising to 0.003 at 512 and 1024, R1 gamma 10, mixing 0.9.
+The argument is the dataset: a prepared directory (made by experiments/prepare_*.py),
+`folder:/path/to/pngs` or a TFDS name. Everything else is `_base.py`: 25000 kimg, 600 + 600 kimg
+per resolution from 8x8, minibatch 256..32, learning rate 0.001 rising to 0.003 at 512 and 1024,
+R1 gamma 10, mixing 0.9.
 """
 from experiments.configs import _base
 

@@ -1,8 +1,8 @@
-"""Anime portraits at 512x256 (height x width): the mission's model, grown from an 8x4 base.
+"""Anime portraits at 512x256 (height x width), grown from an 8x4 base.
 
     python -m experiments.train --config=rect_anime:/path/to/prepared/danbooru --workdir=workdirs/rect_anime
 
-The argument is a prepared Danbooru portrait directory (data-preparation tools, issue 9). The
+The argument is a prepared Danbooru portrait directory (experiments/prepare_danbooru.py). The
 schedule is the paper's (600 + 600 kimg per resolution) from 8x4 up to 512x256, seven stages;
 minibatch and learning rates follow the official table for the same larger side.
 """
@@ -10,7 +10,7 @@ from experiments.configs import _base
 
 
 def get_config(arg=None):
-    """The mission's rectangular model; `arg` = prepared dataset dir (default data/rect_anime)."""
+    """The rectangular anime model; `arg` = prepared dataset dir (default data/rect_anime)."""
     config = _base.get_base_config()
     config.data.source = arg or "data/rect_anime"  # prepared 512x256 Danbooru portraits
     config.data.flip = True                   # portraits are left/right symmetric enough

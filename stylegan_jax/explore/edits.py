@@ -1,6 +1,6 @@
 """Feature-map edits: which channels of which layer, where, and how much.
 
-An `Edit` (one "tab" of the desktop tool) adds
+An `Edit` (one "tab" of the explorer page) adds
 
     delta[y, x, c] = amount * mask[y, x] * multiplier[c]
 

@@ -1,11 +1,11 @@
 """Finding the channels behind a change, from at most two labelled examples.
 
-The mission's recipe (MISSION.md, "The tool and what it showed"): mark a region (say the mouth) on
+The recipe: mark a region (say the mouth) on
 an image that has the attribute (open) and on one that does not (closed); the channels whose mean
 activation inside the region differs most between the two are the ones that draw the difference.
 Adding that difference, in that region, to another image's feature maps makes the change there.
 
-Also the desktop tool's two channel sorts for a selection: by activation magnitude inside it, and
+Also two channel sorts for a selection: by activation magnitude inside it, and
 by similarity of the channel's map to the selection (a channel that "lights up" where you painted).
 
 Features are one image's maps, float [h, w, c] (or [1, h, w, c]); masks are float [h, w] at the

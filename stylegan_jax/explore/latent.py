@@ -1,8 +1,9 @@
 """Moving in latent space: interpolation, attribute directions, style mixing.
 
-* lerp in W (the intermediate latent is where StyleGAN's paths are smooth, MISSION.md Figure 6)
+* lerp in W (the intermediate latent is where StyleGAN's paths are smooth: its perceptual path
+  length is lower than Z's)
   and slerp in Z (z is Gaussian, so straight lines would pass through unlikely short vectors).
-* Attribute vectors (Figure 7): the mean w of images with an attribute minus the mean w of the
+* Attribute vectors: the mean w of images with an attribute minus the mean w of the
   rest. Which images have it may come from dataset labels (a conditional generator's labels), from
   an attribute classifier run on generated images, or from images a person tagged.
 * Style mixing: layers before a crossover take one image's w, the rest the other's.

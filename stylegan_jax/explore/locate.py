@@ -1,6 +1,6 @@
 """Finding a part (mouth, eyes, top of head) in any generated image from its activations alone.
 
-The mission's observation (Figure 5): the most active regions of some channels are meaningful
+The observation behind it: the most active regions of some channels are meaningful
 parts, so parts can be located automatically. A `Locator` is a few channels of one layer; its score
 map is their weighted sum, each channel standardised over the map (so channels of different scales
 count alike). Where the part is:

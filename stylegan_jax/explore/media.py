@@ -80,7 +80,7 @@ def load_png(source) -> Dict[str, Any]:
 
 
 def feature_map_colors(features, scale: Optional[float] = None) -> np.ndarray:
-    """Feature maps [h, w, c] as uint8 pictures [c, h, w, 3], as in the mission's Figure 5:
+    """Feature maps [h, w, c] as uint8 pictures [c, h, w, 3]:
     white at 0, toward green for positive and red for negative values, saturating at +-scale
     (default: the largest |value|, so maps of one layer share one scale)."""
     features = np.asarray(features, np.float32)

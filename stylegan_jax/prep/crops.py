@@ -1,7 +1,7 @@
 """Face crops at the training aspect ratio, and the face detectors that feed them.
 
-The mission's recipe (MISSION.md, "The data"): crop the face plus the same height again below it,
-which at 512x256 (H x W) is a 2:1 crop whose upper half is the face. Geometry, in pixels:
+The recipe: crop the face plus the same height again below it, which at 512x256 (H x W) is a 2:1
+crop whose upper half is the face (the face square plus one square below). Geometry, in pixels:
 
   1. the detector's face box (x, y, w, h), grown by `margin` * its size on every side (detectors
      box the face tightly; a margin keeps hair and chin);

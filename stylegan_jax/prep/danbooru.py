@@ -184,7 +184,7 @@ def iter_posts(path: str, stats: dict) -> Iterator[Post]:
 
 @dataclasses.dataclass(frozen=True)
 class PostFilter:
-    """Curation by metadata (MISSION.md): what a post needs to be kept.
+    """Curation by metadata (favourites, age, size, rating, tags): what a post needs to be kept.
 
     min_height/min_width: the whole image must hold the target shape (else every crop would be
     upscaled); whether a face crop fits is checked later, per face. max_age_years: keep posts

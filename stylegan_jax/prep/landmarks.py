@@ -5,7 +5,7 @@ eye centres e_l, e_r and mouth corners m_l, m_r, eye_avg = (e_l + e_r) / 2,
 eye_to_eye = e_r - e_l, eye_to_mouth = (m_l + m_r) / 2 - eye_avg,
   x = eye_to_eye - rot90(eye_to_mouth), scaled to length max(2 |eye_to_eye|, 1.8 |eye_to_mouth|),
   y = rot90(x) (pointing down the face),  c = eye_avg + 0.1 eye_to_mouth,
-and the face square has corners c +- x +- y (side 2 |x|). The mission's variant keeps the square's
+and the face square has corners c +- x +- y (side 2 |x|). The variant here keeps the square's
 top and orientation and extends it downward by the same height, giving a 2:1 (H:W) crop for
 512x256; other aspects widen/narrow it about the face's vertical axis. Crops leaving the image are
 dropped (FFHQ pads with blurred reflections instead): "no_room_below" when the face square fits

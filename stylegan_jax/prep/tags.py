@@ -22,7 +22,7 @@ from stylegan_jax.utils import read_json
 _HAIR = ["blonde", "brown", "black", "blue", "pink", "purple", "green", "red", "orange", "aqua"]
 _EYES = ["blue", "red", "brown", "green", "purple", "yellow", "pink", "aqua", "orange"]
 
-# The attributes the mission edits (hair colour, eye colour, open mouth, hairband) plus gender, so
+# The attributes to edit (hair colour, eye colour, open mouth, hairband) plus gender, so
 # the imbalance between 1girl and 1boy shows in the counts before training.
 DEFAULT_VOCABULARY = {"attributes": [
     {"name": "gender", "classes": {"girl": ["1girl"], "boy": ["1boy"], "other": []}},
