@@ -117,6 +117,7 @@ def test_exported_generator_round_trips(bundle, explorer, tmp_path):
         load_generator(str(tmp_path / "nowhere"))
 
 
+@pytest.mark.slow
 def test_loads_the_ema_generator_of_a_training_workdir(tmp_path):
     from experiments.configs import smoke  # pylint: disable=import-outside-toplevel
     from stylegan_jax.training import checkpoint, state as state_lib  # pylint: disable=import-outside-toplevel

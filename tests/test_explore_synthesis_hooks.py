@@ -10,6 +10,9 @@ import pytest
 from stylegan_jax import layers
 from stylegan_jax.explore.synthesis_hooks import synthesize
 from stylegan_jax.networks import Generator, layer_names
+from stylegan_jax.utils import cpu_compiler_options
+
+FAST = cpu_compiler_options(True)  # these programs run once: skip LLVM's optimizations
 
 SMALL = dict(base_shape=(8, 4), num_stages=3, fmap_base=64, fmap_max=32, latent_size=16,
              dlatent_size=16, mapping_fmaps=16, mapping_layers=2)
@@ -20,19 +23,20 @@ def net():
     G = Generator.create(**SMALL)
     z = jax.random.normal(jax.random.key(0), (3, 16))
     variables = jax.jit(lambda z: G.init({"params": jax.random.key(1), "noise": jax.random.key(2)},
-                                         z, stage=2))(z)
+                                         z, stage=2), compiler_options=FAST)(z)
     # Non-zero biases and noise strengths, so that every path matters.
     rng = np.random.default_rng(0)
     params = jax.tree.map(lambda p: p + 0.05 * rng.standard_normal(p.shape).astype(np.float32),
                           variables["params"])
-    w = jax.jit(lambda p, z: G.apply({"params": p}, z, method=Generator.mapping))(params, z)
+    w = jax.jit(lambda p, z: G.apply({"params": p}, z, method=Generator.mapping),
+                compiler_options=FAST)(params, z)
     return G, params, w
 
 
 def run(**kwargs):
     """synthesize(G, params, w, **kwargs), jitted as the explorer runs it."""
     G, params, w = net()
-    return jax.jit(lambda p, w: synthesize(G, p, w, **kwargs))(params, w)
+    return jax.jit(lambda p, w: synthesize(G, p, w, **kwargs), compiler_options=FAST)(params, w)
 
 
 @pytest.mark.slow
@@ -42,7 +46,8 @@ def test_plain_pass_is_the_generator_and_records_every_layer(noise_mode):
     key = jax.random.key(3)
     out = run(noise_mode=noise_mode, rng=key)
     plain = jax.jit(lambda p, w: G.apply({"params": p}, w, stage=2, noise_mode=noise_mode,
-                                         rngs={"noise": key}, method=Generator.synthesis))(params, w)
+                                         rngs={"noise": key}, method=Generator.synthesis),
+                    compiler_options=FAST)(params, w)
     np.testing.assert_array_equal(out.images, plain)
     # (a jitted pass returns its dicts with sorted keys)
     assert sorted(out.features) == sorted(layer_names((8, 4), 3)) == sorted(out.norm_stats)

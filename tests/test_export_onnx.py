@@ -51,6 +51,7 @@ def test_onnx_fused_upsampling_matches_jax(tmp_path):
                             make_inputs(manifest["inputs"], 3, seed=3))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("options", [ExportOptions(layout="nhwc", edit_layers=("8x4_conv",)),
                                      ExportOptions(input_kind="w", noise="none",
                                                    truncation_cutoff=None, edit_layers=("16x8_conv1",),

@@ -148,6 +148,7 @@ def test_pooling_helpers_match_tensorflow_same_semantics():
     np.testing.assert_allclose(inception.max_pool_3x3_same(x), window(padded_max).max(0))
 
 
+@pytest.mark.slow
 def test_forward_pass_on_random_weights_gives_2048_features(weights):
     _, path = weights
     variables = inception.load_fid_inception(path)
