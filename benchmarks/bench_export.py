@@ -3,9 +3,10 @@
     python -m benchmarks.bench_export                        # demo architecture, random weights
     python -m benchmarks.bench_export --model=workdirs/demo  # a trained workdir or exported .npz
     python -m benchmarks.bench_export --batch_sizes=1,8 --edit_layers=16x8_conv1 --repeats=20
+    python -m benchmarks.bench_export --noise=none             # exported without noise
 
-Measures the ONNX export (trace, constant folding, serialization), the SavedModel export (jax2tf)
-and, per batch size, the median of --repeats onnxruntime runs after one warm-up run, next to the
+Measures the ONNX export (trace, constant folding, serialization) and its file size next to the
+generator's parameter bytes (float32), the SavedModel export (jax2tf) and, per batch size, the median of --repeats onnxruntime runs after one warm-up run, next to the
 same function jitted in JAX on the CPU. Speed does not depend on the weights, so random weights of
 the demo architecture stand for the shipped demo model. Prints a table and one JSON line.
 """
@@ -41,15 +42,18 @@ def run(bundle, options, batch_sizes, repeats: int, savedmodel: bool = True) -> 
     """Timings as a dict (see the module docstring)."""
     # pylint: disable=import-outside-toplevel  (keep --help fast)
     import onnxruntime as ort
-    from stylegan_jax.export import export_onnx, export_savedmodel, make_export_function
+    from stylegan_jax.export import (export_onnx, export_savedmodel, make_export_function,
+                                     parameter_bytes)
     G, params, w_avg = bundle.module, bundle.params, bundle.w_avg
-    result = {"resolution": None, "batch": {}}
+    result = {"resolution": None, "batch": {}, "noise": options.noise,
+              "parameter_mb": parameter_bytes(params) / 2**20}
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "g.onnx")
         start = time.perf_counter()
         manifest = export_onnx(G, params, w_avg, options, path)
         result["onnx_export_s"] = time.perf_counter() - start
         result["onnx_mb"] = os.path.getsize(path) / 2**20
+        result["onnx_over_parameters"] = result["onnx_mb"] / result["parameter_mb"]
         result["resolution"] = manifest["resolution"]
         if savedmodel:
             start = time.perf_counter()
@@ -70,20 +74,22 @@ def run(bundle, options, batch_sizes, repeats: int, savedmodel: bool = True) -> 
 
 
 def benchmark(model: str | None = None, batch_sizes=(1, 4, 16), edit_layers=(), repeats: int = 20,
-              no_savedmodel: bool = False) -> None:
+              no_savedmodel: bool = False, noise: str = "const") -> None:
     """The command with its flags' values (same names and defaults; batch_sizes and edit_layers are
     sequences): times the exports and runs, prints the table and the JSON line."""
     from benchmarks.bench_explorer import demo_shaped_bundle  # pylint: disable=import-outside-toplevel
     from stylegan_jax.explore.model import load_generator  # pylint: disable=import-outside-toplevel
     from stylegan_jax.export import ExportOptions  # pylint: disable=import-outside-toplevel
     bundle = load_generator(model) if model else demo_shaped_bundle()
-    options = ExportOptions(edit_layers=tuple(filter(None, edit_layers)))
+    options = ExportOptions(edit_layers=tuple(filter(None, edit_layers)), noise=noise)
     result = run(bundle, options, list(batch_sizes), repeats, savedmodel=not no_savedmodel)
     result.update(model=model or "random weights, demo architecture",
                   edit_layers=list(options.edit_layers), cpu_count=os.cpu_count(),
                   repeats=repeats)
     h, w = result["resolution"]
-    print(f"generator {h}x{w} ({result['model']}), ONNX {result['onnx_mb']:.2f} MB: export "
+    print(f"generator {h}x{w} ({result['model']}), noise {noise}, ONNX {result['onnx_mb']:.2f} MB "
+          f"({result['onnx_over_parameters']:.2f}x the {result['parameter_mb']:.2f} MB of float32 "
+          f"parameters): export "
           f"{result['onnx_export_s']:.1f} s, session {result['onnx_session_s']:.2f} s"
           + (f"; SavedModel export {result['savedmodel_export_s']:.1f} s"
              if "savedmodel_export_s" in result else ""))
@@ -105,6 +111,7 @@ def define_flags() -> None:
     flags.DEFINE_list("edit_layers", [], "comma-separated edit-input layers")
     flags.DEFINE_integer("repeats", 20, "timed runs per measurement")
     flags.DEFINE_bool("no_savedmodel", False, "skip the SavedModel export")
+    flags.DEFINE_enum("noise", "const", ["const", "none"], "noise of the exported model")
 
 
 def main(argv):
@@ -112,7 +119,8 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     try:
         benchmark(FLAGS.model, batch_sizes=[int(size) for size in FLAGS.batch_sizes],
-                  edit_layers=FLAGS.edit_layers, repeats=FLAGS.repeats, no_savedmodel=FLAGS.no_savedmodel)
+                  edit_layers=FLAGS.edit_layers, repeats=FLAGS.repeats, no_savedmodel=FLAGS.no_savedmodel,
+                  noise=FLAGS.noise)
     except (ValueError, OSError, ImportError) as e:  # bad input, a missing file or optional package
         raise SystemExit(f"error: {e}") from None
 

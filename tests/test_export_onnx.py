@@ -3,7 +3,9 @@
 The reference is built directly from networks.py (mapping, the library's truncate() with a scalar
 psi per example, synthesis with const noise and edits, clip), not from the export code.
 """
+import collections
 import json
+import os
 
 import jax
 import jax.numpy as jnp
@@ -11,7 +13,8 @@ import numpy as np
 import onnx
 import pytest
 
-from stylegan_jax.export import ExportOptions, export_onnx, manifest_path
+from stylegan_jax.explore.model import DEMO_GENERATOR, load_generator
+from stylegan_jax.export import ExportOptions, export_onnx, manifest_path, parameter_bytes
 from stylegan_jax.export import onnx_graph
 from helpers import EDITS, TOLERANCE, check_against_reference, make_inputs, onnx_runner, tiny_generator
 
@@ -102,3 +105,70 @@ def test_unsupported_primitive_names_itself():
     closed = jax.make_jaxpr(jnp.sort)(jax.ShapeDtypeStruct((4,), jnp.float32))
     with pytest.raises(NotImplementedError, match="'sort'"):
         onnx_graph.jaxpr_to_onnx(closed, ["x"], ["y"])
+
+
+def _initializer_elements(model) -> int:
+    return sum(int(np.prod(t.dims, dtype=np.int64)) for t in model.graph.initializer)
+
+
+def test_constant_broadcasts_that_would_grow_stay_in_the_graph():
+    # noise [H, W, 1] * strength [C], as in every synthesis layer, and a broadcast bias: stored
+    # folded they would be 2 * H*W*C numbers; kept apart, H*W + 2C (plus a few shape constants).
+    rng = np.random.default_rng(0)
+    h, w, c = 64, 32, 16
+    noise = rng.standard_normal((h, w, 1)).astype(np.float32)
+    strength, bias = rng.standard_normal((2, c)).astype(np.float32)
+
+    def fn(x):
+        return (x + jnp.asarray(noise) * jnp.asarray(strength)
+                + jnp.broadcast_to(jnp.asarray(bias), (h, w, c))
+                # a broadcast, scaled, that an op with no ONNX mapping (cumsum) consumes: the
+                # scaling stays a pending broadcast, expanded when cumsum is folded
+                + jnp.cumsum(jnp.broadcast_to(jnp.asarray(bias), (h, w, c)) * 2.0, axis=0))
+
+    closed = jax.make_jaxpr(fn)(jax.ShapeDtypeStruct((2, h, w, c), jnp.float32))
+    model = onnx_graph.jaxpr_to_onnx(closed, ["x"], ["y"])
+    sizes = sorted(int(np.prod(t.dims, dtype=np.int64)) for t in model.graph.initializer)
+    assert sizes[-1] == h * w * c  # the cumsum result, the only full-size constant
+    assert sum(sizes[:-1]) <= h * w + 2 * c + 64, sizes
+    x = rng.standard_normal((2, h, w, c)).astype(np.float32)
+    expected = (x + noise * strength + bias
+                + np.cumsum(np.broadcast_to(bias * 2.0, (h, w, c)), axis=0))
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(session.run(["y"], {"x": x})[0], expected, rtol=1e-5, atol=1e-4)
+
+
+# Local edits run synthesis twice (statistics pass, edited pass) on the same weights.
+DEMO_EXPORTS = {"const": ExportOptions(), "none": ExportOptions(noise="none"),
+                "local_edits": ExportOptions(edit_layers=("16x8_conv1",))}
+
+
+@pytest.fixture(scope="module")
+def demo_exports(tmp_path_factory):
+    """The bundled demo generator exported with DEMO_EXPORTS: (bundle, {name: path})."""
+    bundle = load_generator(DEMO_GENERATOR)
+    folder = tmp_path_factory.mktemp("demo")
+    paths = {}
+    for name, options in DEMO_EXPORTS.items():
+        paths[name] = str(folder / f"{name}.onnx")
+        export_onnx(bundle.module, bundle.params, bundle.w_avg, options, paths[name])
+    return bundle, paths
+
+
+@pytest.mark.parametrize("name", list(DEMO_EXPORTS))
+def test_demo_export_is_about_its_parameter_bytes(demo_exports, name):
+    bundle, paths = demo_exports
+    size = os.path.getsize(paths[name])
+    params = parameter_bytes(bundle.params)
+    assert params > 250_000  # the demo generator: ~77k float32 parameters
+    assert size <= 1.3 * params, f"{size} bytes for {params} parameter bytes"
+
+
+def test_demo_export_without_noise_has_no_noise_ops(demo_exports):
+    # Noise "const" adds noise * strength in every synthesis layer (one Mul and one Add each);
+    # noise "none" leaves both out rather than adding zeros.
+    bundle, paths = demo_exports
+    counts = {name: collections.Counter(n.op_type for n in onnx.load(paths[name]).graph.node)
+              for name in ("const", "none")}
+    assert counts["const"] - counts["none"] == collections.Counter(
+        {"Mul": bundle.module.num_layers, "Add": bundle.module.num_layers})

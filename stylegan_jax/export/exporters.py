@@ -23,6 +23,11 @@ from stylegan_jax.networks import Generator, stage_shape
 FORMATS = ("onnx", "savedmodel")
 
 
+def parameter_bytes(params) -> int:
+    """Bytes of `params` as float32 (what an exported model stores them as)."""
+    return 4 * sum(int(np.size(leaf)) for leaf in jax.tree.leaves(params))
+
+
 def manifest_path(out_path: str) -> str:
     """Where the manifest of a model written to `out_path` goes: generator.onnx -> generator.json."""
     return os.path.splitext(out_path.rstrip("/"))[0] + ".json"

@@ -15,7 +15,7 @@ Output:
   images float32 [N, C, H, W] (or [N, H, W, C]), clipped to [-1, 1].
 
 Noise is fixed ('const', the network's per-layer constant noise, identical in every runtime) or
-off ('none'): random-number ops are seeded differently by every runtime, so an exported model
+off ('none', exported without the noise adds): random-number ops are seeded differently by every runtime, so an exported model
 with them could not match the JAX generator.
 """
 import dataclasses
@@ -104,7 +104,10 @@ def make_export_function(G: Generator, params, w_avg, options: ExportOptions) ->
     """
     check_options(G, options)
     # Runtimes run float32 everywhere (bfloat16 mixed precision is a training-speed setting).
-    G = G.replace(dtype=jnp.float32)
+    # Noise "none" would add zero noise times each layer's strength: without noise layers the
+    # graph has no such adds (the strengths in params then go unused).
+    G = G.replace(dtype=jnp.float32,
+                  use_noise=G.synthesis_network.use_noise and options.noise != "none")
     variables = {"params": params}
     w_avg = jnp.asarray(w_avg, jnp.float32)
     has_labels = bool(G.label_size) and options.input_kind == "z"

@@ -3,8 +3,12 @@
 `jaxpr_to_onnx` walks the jaxpr of a traced function. Every equation whose inputs are all known
 constants (weights, their equalized-LR scaling, fixed noise drawn with jax.random) is evaluated
 with JAX right away and becomes an ONNX initializer; only the equations that depend on the model
-inputs become ONNX nodes. The generator then needs just ~25 primitives (dense, conv, norms,
-elementwise math, pads and slices), all mapped one-to-one below, so the result is exact and small.
+inputs become ONNX nodes. The exception is a constant broadcast that would store far more numbers
+than its inputs hold (`_outgrows`): a broadcast stays pending (its small operand is kept), and an
+elementwise op whose operands broadcast to a much larger result (the generator's noise
+[1, H, W, 1] times its per-channel strength [C]) becomes a node, so the file holds H*W + C numbers,
+not H*W*C. The generator then needs just ~25 primitives (dense, conv, norms, elementwise math,
+pads and slices), all mapped one-to-one below, so the result is exact and small.
 
 One symbolic batch dimension is supported (trace with jax.export.symbolic_shape): wherever a
 shape contains it, the shape tensor is assembled at run time from the input that carries it.
@@ -14,6 +18,7 @@ shape, which removes most Expand nodes. Convolutions are NHWC in JAX and NCHW in
 wrapped in two Transposes, which ONNX Runtime's transpose optimizer cancels between neighbouring
 layers. Opset 15 / IR 8: a level that Unity Sentis and older runtimes accept.
 """
+import hashlib
 from typing import Dict, List, Sequence
 
 import jax
@@ -33,12 +38,53 @@ _ELEMENTWISE = {"add": "Add", "sub": "Sub", "mul": "Mul", "div": "Div", "max": "
 # Primitives whose ONNX ops broadcast their operands numpy-style (no materialized broadcasts needed).
 _BROADCASTING = set(_ELEMENTWISE) | {"ne", "rsqrt", "integer_pow", "square", "convert_element_type",
                                      "select_n", "clamp"}
+# A broadcast or elementwise result of constants is not stored in full when it has at least
+# _MIN_UNFOLDED elements and over _GROWTH times as many as its constant operands hold.
+_GROWTH = 4
+_MIN_UNFOLDED = 1024
 _CALLS = ("jit", "pjit", "closed_call", "core_call", "custom_jvp_call", "custom_vjp_call",
           "remat", "checkpoint")
 
 
 def _is_static(shape) -> bool:
     return all(isinstance(d, (int, np.integer)) for d in shape)
+
+
+def _size(shape) -> int:
+    return int(np.prod(shape, dtype=np.int64))
+
+
+def _outgrows(shape, args) -> bool:
+    """Whether an array of `shape` holds far more numbers than the constant `args` (_GROWTH)."""
+    size = _size(shape)
+    return size >= _MIN_UNFOLDED and size > _GROWTH * sum(_size(np.shape(v)) for _, v in args)
+
+
+def _grows(eqn, args) -> bool:
+    """Whether evaluating `eqn` (constant operands, static output) in full would store far more
+    numbers than its operands: a broadcast or elementwise op with a large output."""
+    name, out = eqn.primitive.name, eqn.outvars[0].aval
+    if name != "broadcast_in_dim" and name not in _BROADCASTING:
+        return False
+    if not isinstance(out.dtype, np.dtype):  # PRNG keys and other extended dtypes: always fold
+        return False
+    return _outgrows(out.shape, args)
+
+
+def _unit_shape(eqn, operand_shape) -> list:
+    """broadcast_in_dim's output shape with 1 wherever the operand (of `operand_shape`) has no
+    dim: the rank-aligned operand, which broadcasts numpy-style to the output."""
+    unit = [1] * len(eqn.params["shape"])
+    for src, dst in enumerate(eqn.params["broadcast_dimensions"]):
+        unit[dst] = operand_shape[src]
+    return unit
+
+
+def _full(value, aval):
+    """A constant at its jaxpr shape (a pending broadcast expanded)."""
+    if tuple(np.shape(value)) == tuple(aval.shape):
+        return value
+    return np.broadcast_to(np.asarray(value), aval.shape)
 
 
 def _inner_jaxpr(eqn):
@@ -60,7 +106,10 @@ class _Converter:
         self.partial: Dict[str, tuple] = {}  # tensor -> its run-time shape, where that is only
         #                                      broadcastable to (not equal to) its jaxpr shape
         self._count = 0
-        self._small_consts: Dict[tuple, str] = {}  # shapes, axes, scalars: stored once
+        # Constants and run-time shape tensors, each stored once: equal arrays (dtype, shape and
+        # bytes) share one initializer, e.g. the weights that both passes of a local-edit export
+        # fold, or the shapes and axes of every layer.
+        self._stored: Dict[tuple, str] = {}
 
     # -- names, constants, shapes ------------------------------------------------------------
     def fresh(self, hint: str) -> str:
@@ -69,14 +118,11 @@ class _Converter:
 
     def const(self, value, hint: str = "const") -> str:
         value = np.asarray(value)
-        key = (value.dtype.str, value.shape, value.tobytes()) if value.size <= 16 else None
-        if key in self._small_consts:
-            return self._small_consts[key]
-        name = self.fresh(hint)
-        self.initializers.append(numpy_helper.from_array(value, name))
-        if key is not None:
-            self._small_consts[key] = name
-        return name
+        key = (value.dtype.str, value.shape, hashlib.sha256(value.tobytes()).digest())
+        if key not in self._stored:
+            self._stored[key] = self.fresh(hint)
+            self.initializers.append(numpy_helper.from_array(value, self._stored[key]))
+        return self._stored[key]
 
     def node(self, op: str, inputs: Sequence[str], hint: str = None, **attrs) -> str:
         out = self.fresh(hint or op.lower())
@@ -88,9 +134,9 @@ class _Converter:
         if _is_static(shape):
             return self.const(np.asarray(shape, np.int64), "shape")
         key = ("shape",) + tuple(str(d) for d in shape)
-        if key not in self._small_consts:
-            self._small_consts[key] = self._dynamic_shape(shape)
-        return self._small_consts[key]
+        if key not in self._stored:
+            self._stored[key] = self._dynamic_shape(shape)
+        return self._stored[key]
 
     def _dynamic_shape(self, shape) -> str:
         parts = []
@@ -113,7 +159,11 @@ class _Converter:
 
     # -- the walk ----------------------------------------------------------------------------
     def run(self, jaxpr, consts, inputs: Sequence) -> list:
-        """Converts `jaxpr`; inputs/consts/outputs are ('const', array) or ('tensor', name)."""
+        """Converts `jaxpr`; inputs/consts/outputs are ('const', array) or ('tensor', name).
+
+        A constant's array may be smaller than its jaxpr shape, with unit dims where that shape
+        has larger ones (a pending broadcast): consumers broadcast it, or expand it when folded.
+        """
         env = {}
 
         def read(atom):
@@ -127,12 +177,14 @@ class _Converter:
             env[var] = value
         for eqn in jaxpr.eqns:
             args = [read(a) for a in eqn.invars]
-            foldable = all(kind == "const" and np.shape(v) == tuple(a.aval.shape)
-                           for (kind, v), a in zip(args, eqn.invars)) and all(
+            constant = all(kind == "const" for kind, _ in args) and all(
                 _is_static(v.aval.shape) for v in eqn.outvars)
-            if foldable:  # depends on no model input: evaluate now, store the result
+            if constant and _grows(eqn, args):
+                results = [self._unfolded(eqn, args)]
+            elif constant:  # depends on no model input: evaluate now, store the result
                 params = eqn.primitive.get_bind_params(eqn.params)
-                outs = eqn.primitive.bind(*[v for _, v in args], **params)
+                outs = eqn.primitive.bind(*[_full(v, a.aval) for (_, v), a in zip(args, eqn.invars)],
+                                          **params)
                 outs = outs if eqn.primitive.multiple_results else [outs]
                 results = [("const", o) for o in outs]  # numpy only when stored (keys stay keys)
             elif eqn.primitive.name in _CALLS:
@@ -143,6 +195,20 @@ class _Converter:
             for var, value in zip(eqn.outvars, results):
                 env[var] = value
         return [read(v) for v in jaxpr.outvars]
+
+    def _unfolded(self, eqn, args):
+        """The value of a growing constant equation (`_grows`) without storing it in full: a
+        pending broadcast where the operands' own shapes broadcast to a small result, else a node
+        (an outer product such as noise [1, H, W, 1] times strength [1, 1, 1, C])."""
+        if eqn.primitive.name == "broadcast_in_dim":
+            operand = np.asarray(args[0][1])
+            return ("const", np.reshape(operand, _unit_shape(eqn, operand.shape)))
+        shape = np.broadcast_shapes(*(np.shape(v) for _, v in args))
+        if _outgrows(shape, args):
+            return ("tensor", self.emit(eqn, args))
+        params = eqn.primitive.get_bind_params(eqn.params)
+        return ("const", eqn.primitive.bind(
+            *[np.broadcast_to(np.asarray(v), shape) for _, v in args], **params))
 
     def as_tensor(self, value) -> str:
         kind, v = value
@@ -182,11 +248,9 @@ class _Converter:
         return self._emit(eqn, args)
 
     def _align_rank(self, eqn, value) -> str:
-        shape, dims = eqn.params["shape"], eqn.params["broadcast_dimensions"]
+        shape = eqn.params["shape"]
         current = self.runtime_shape(value, eqn.invars[0].aval)
-        unit = [1] * len(shape)
-        for src, dst in enumerate(dims):
-            unit[dst] = current[src]
+        unit = _unit_shape(eqn, current)
         kind, v = value
         if kind == "const":
             out = self.const(np.reshape(np.asarray(v), unit))
