@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import onnx
+import onnxruntime as ort
 import pytest
 
 from stylegan_jax.explore.model import DEMO_GENERATOR, load_generator
