@@ -21,6 +21,7 @@ from tqdm import tqdm
 from stylegan_jax import classifier, conditional
 from stylegan_jax.data import portraits_tfds, synthetic_portraits
 from stylegan_jax.networks import Generator
+from stylegan_jax.utils import exit_with_error
 
 FLAGS = flags.FLAGS
 
@@ -117,7 +118,7 @@ def main(argv):
         benchmark(FLAGS.runs, num=FLAGS.num, batch_size=FLAGS.batch_size, psi=FLAGS.psi, seed=FLAGS.seed,
                   classifier_path=FLAGS.classifier)
     except (ValueError, OSError, ImportError) as e:  # bad input, a missing file or optional package
-        raise SystemExit(f"error: {e}") from None
+        exit_with_error(e)
 
 
 if __name__ == "__main__":

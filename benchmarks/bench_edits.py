@@ -58,6 +58,7 @@ from stylegan_jax.explore.latent import classifier_tags
 from stylegan_jax.explore.locate import build_locator
 from stylegan_jax.explore.recipe import Recipe, apply_recipe
 from stylegan_jax.training.samples import save_grid
+from stylegan_jax.utils import exit_with_error
 
 SCALES = (0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0)
 DARK_LUMINANCE = 0.3
@@ -394,7 +395,7 @@ def main(argv):
                   top_k=FLAGS["top-k"].value, locator_top_k=FLAGS["locator-top-k"].value,
                   locator_max_shift=FLAGS["locator-max-shift"].value, examples=examples, contrast=FLAGS.contrast)
     except (ValueError, OSError, ImportError) as e:  # bad input, a missing file or optional package
-        raise SystemExit(f"error: {e}") from None
+        exit_with_error(e)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from PIL import Image
 from benchmarks.timing import median_seconds
 from stylegan_jax.explore import Explorer, random_bundle
 from stylegan_jax.explore.edits import Edit, box_mask, edit_deltas
+from stylegan_jax.utils import exit_with_error
 
 TARGET_MS = 100.0
 FLAGS = flags.FLAGS
@@ -93,7 +94,7 @@ def main(argv):
     try:
         benchmark(FLAGS.model, repeats=FLAGS.repeats)
     except (ValueError, OSError, ImportError) as e:  # bad input, a missing file or optional package
-        raise SystemExit(f"error: {e}") from None
+        exit_with_error(e)
 
 
 if __name__ == "__main__":

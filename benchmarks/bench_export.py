@@ -20,6 +20,7 @@ import numpy as np
 from absl import app, flags
 
 from benchmarks.timing import median_seconds
+from stylegan_jax.utils import exit_with_error
 
 FLAGS = flags.FLAGS
 
@@ -122,7 +123,7 @@ def main(argv):
                   edit_layers=FLAGS.edit_layers, repeats=FLAGS.repeats, no_savedmodel=FLAGS.no_savedmodel,
                   noise=FLAGS.noise)
     except (ValueError, OSError, ImportError) as e:  # bad input, a missing file or optional package
-        raise SystemExit(f"error: {e}") from None
+        exit_with_error(e)
 
 
 if __name__ == "__main__":

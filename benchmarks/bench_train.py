@@ -39,6 +39,7 @@ from stylegan_jax.data.synthetic_portraits import LABEL_SPEC
 from stylegan_jax.networks import stage_shape
 from stylegan_jax.training import parallel, state as state_lib
 from stylegan_jax.training.steps import generate, make_train_step
+from stylegan_jax.utils import exit_with_error
 
 DEFAULT_CASES = ("demo", "paper@32x32", "paper@64x64", "paper@128x128")
 CONDITIONAL_CASES = {"demo_acgan": demo_acgan.get_config, "demo_projection": demo_projection.get_config,
@@ -265,7 +266,7 @@ def main(argv):
                   matmul_size=FLAGS.matmul_size, passes=FLAGS.passes, conv_check=FLAGS.conv_check,
                   count_only=FLAGS.count_only)
     except (ValueError, OSError, ImportError) as e:  # bad input, a missing file or optional package
-        raise SystemExit(f"error: {e}") from None
+        exit_with_error(e)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ import os
 
 from absl import app
 from absl import flags
+from stylegan_jax.utils import exit_with_error
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "the finished demo training run", required=True)
 _OUT_DIR = flags.DEFINE_string("out_dir", None, "where to write (default: the package's assets)")
@@ -68,7 +69,7 @@ def main(argv):
     try:
         record = bundle(_WORKDIR.value, out_dir, _CONFIG_NAME.value)
     except (FileNotFoundError, ValueError) as e:
-        raise SystemExit(f"error: {e}") from None
+        exit_with_error(e)
     print(f"wrote {out_dir}/demo_generator.npz ({record['size_mb']:.1f} MB, {record['kimg']} kimg), "
           f"demo_generator.json and demo_generator_samples.png")
 

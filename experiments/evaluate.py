@@ -18,6 +18,8 @@ import os
 
 from absl import app
 from absl import flags
+from stylegan_jax.utils import exit_with_error
+
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "training workdir (newest checkpoint)")
 _CHECKPOINT = flags.DEFINE_string("checkpoint", None, "checkpoint step dir or exported .npz")
@@ -39,8 +41,8 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     try:
         results = run()
-    except (FileNotFoundError, ValueError) as e:  # includes CheckpointError: one line, no trace
-        raise SystemExit(f"error: {e}") from None
+    except (FileNotFoundError, ValueError) as e:  # includes CheckpointError, DatasetNotFoundError
+        exit_with_error(e)
     print(f"{'metric':<16}{'value':>14}")
     for name, value in results["metrics"].items():
         print(f"{name:<16}{value:>14.4f}")
@@ -67,21 +69,23 @@ def run() -> dict:
     import jax.numpy as jnp
     import numpy as np
     from stylegan_jax.atomic import write_json_atomically
-    from stylegan_jax.data.pipeline import make_pipeline
+    from stylegan_jax.data.pipeline import dataset_info, make_pipeline
     from stylegan_jax.explore.model import load_generator
     from stylegan_jax.metrics.evaluate import evaluate, parse_metrics
     from stylegan_jax.networks import Generator, stage_shape
 
     names = parse_metrics(_METRICS.value)
     path = _WORKDIR.value or _CHECKPOINT.value
+    source, data_dir = _data_source(path)
+    source = _DATA.value or source
+    if source is not None:  # the data first: a missing dataset is reported before JAX starts
+        dataset_info(source, data_dir=data_dir, split=_SPLIT.value)
     bundle = load_generator(path)
     G, params = bundle.module, bundle.params
     stage = bundle.provenance.get("stage")
     stage = G.num_stages - 1 if stage is None else int(stage)
     alpha = float(bundle.provenance.get("alpha") or 1.0)
     shape = stage_shape(G.base_shape, stage)
-    source, data_dir = _data_source(path)
-    source = _DATA.value or source
     if source is None and any(m in names for m in ("swd", "fid", "kid")):
         raise ValueError(f"{path} records no training data: pass --data=SOURCE "
                          "(e.g. synthetic_portraits or a prepared dataset directory)")

@@ -11,6 +11,7 @@ import os
 
 from absl import app
 from absl import flags
+from stylegan_jax.utils import exit_with_error
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "training workdir: its newest checkpoint is used")
 _CHECKPOINT = flags.DEFINE_string(
@@ -46,7 +47,7 @@ def main(argv):
         explorer = Explorer.open(path, noise_mode=_NOISE.value)
         serve(explorer, _HOST.value, _PORT.value, open_browser=_OPEN.value)
     except (ValueError, FileNotFoundError, OSError) as e:
-        raise SystemExit(f"error: {e}") from None
+        exit_with_error(e)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ docs/export.md for running it from C# (ONNX Runtime) and Unity Sentis.
 """
 from absl import app
 from absl import flags
+from stylegan_jax.utils import exit_with_error
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "training workdir: its newest checkpoint is used")
 _CHECKPOINT = flags.DEFINE_string(
@@ -90,7 +91,7 @@ def main(argv):
                               truncation_cutoff=_CUTOFF.value, local_edits=_LOCAL_EDITS.value,
                               overwrite=_OVERWRITE.value)
     except (ValueError, FileNotFoundError, FileExistsError) as e:
-        raise SystemExit(f"error: {e}") from None
+        exit_with_error(e)
     from stylegan_jax.export import manifest_path  # pylint: disable=import-outside-toplevel
     inputs = ", ".join(f"{s['name']}{s['shape']}" for s in manifest["inputs"])
     print(f"wrote {_OUT.value} and {manifest_path(_OUT.value)} in "

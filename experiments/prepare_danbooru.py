@@ -21,6 +21,7 @@ from stylegan_jax.prep import crops, danbooru
 from stylegan_jax.prep.images import centre_crop_box, crop_resize, load_rgb
 from stylegan_jax.prep.runner import Outcome, finish, run_preparation
 from stylegan_jax.prep.tags import TagVocabulary
+from stylegan_jax.utils import exit_with_error
 
 FLAGS = flags.FLAGS
 
@@ -187,7 +188,7 @@ def main(argv):
                 ratings=FLAGS.ratings, exclude_tags=FLAGS.exclude_tags, crop=FLAGS.crop, detector=FLAGS.detector,
                 cascade=FLAGS.cascade, boxes=FLAGS.boxes, vocabulary=FLAGS.vocabulary)
     except (ValueError, OSError, ImportError) as e:  # bad input, a missing file or optional package
-        raise SystemExit(f"error: {e}") from None
+        exit_with_error(e)
 
 
 if __name__ == "__main__":

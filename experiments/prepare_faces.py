@@ -21,7 +21,7 @@ from stylegan_jax.data.prepared import PreparedWriter
 from stylegan_jax.prep import crops, landmarks
 from stylegan_jax.prep.images import load_rgb
 from stylegan_jax.prep.runner import Outcome, finish, run_preparation
-from stylegan_jax.utils import list_images
+from stylegan_jax.utils import exit_with_error, list_images
 
 FLAGS = flags.FLAGS
 
@@ -110,7 +110,7 @@ def main(argv):
                 shard_size=FLAGS.shard_size, limit=FLAGS.limit, landmarks=FLAGS.landmarks, detector=FLAGS.detector,
                 cascade=FLAGS.cascade, boxes=FLAGS.boxes)
     except (ValueError, OSError, ImportError) as e:  # bad input, a missing file or optional package
-        raise SystemExit(f"error: {e}") from None
+        exit_with_error(e)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from stylegan_jax.data.labels import LabelSpec
 from stylegan_jax.data.prepared import PreparedWriter
 from stylegan_jax.prep.images import centre_crop_box, crop_resize, load_rgb
 from stylegan_jax.prep.runner import Outcome, finish, run_preparation
-from stylegan_jax.utils import list_images
+from stylegan_jax.utils import exit_with_error, list_images
 
 FLAGS = flags.FLAGS
 
@@ -81,7 +81,7 @@ def main(argv):
         prepare_folder(FLAGS.images, FLAGS.out, shape=FLAGS.shape, label_attribute=FLAGS.labels_from_subfolders,
                        min_size=FLAGS.min_size, shard_size=FLAGS.shard_size, limit=FLAGS.limit)
     except (ValueError, OSError, ImportError) as e:  # bad input, a missing file or optional package
-        raise SystemExit(f"error: {e}") from None
+        exit_with_error(e)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from experiments.prepare_danbooru import parse_shape
 from stylegan_jax.atomic import atomic_write
 from stylegan_jax.data import synthetic_portraits
 from stylegan_jax.data.pipeline import dataset_info, make_pipeline
-from stylegan_jax.utils import to_uint8
+from stylegan_jax.utils import exit_with_error, to_uint8
 
 FLAGS = flags.FLAGS
 
@@ -93,9 +93,13 @@ def preview(dataset, out, num=32, size=None, boxes=False, columns=8, cell_width=
 
 
 def main(argv):
-    del argv
-    path = preview(FLAGS.dataset, FLAGS.out, FLAGS.num, FLAGS.size, FLAGS.boxes, FLAGS.columns,
-                   FLAGS.cell_width, FLAGS.split, FLAGS.seed, FLAGS.data_dir)
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    try:
+        path = preview(FLAGS.dataset, FLAGS.out, FLAGS.num, FLAGS.size, FLAGS.boxes, FLAGS.columns,
+                       FLAGS.cell_width, FLAGS.split, FLAGS.seed, FLAGS.data_dir)
+    except (FileNotFoundError, ValueError) as e:  # a missing dataset, a size or split it lacks
+        exit_with_error(e)
     print(f"wrote {path}")
 
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from absl import app, flags
 
+from stylegan_jax.data.sources import check_prepared_dir
 from stylegan_jax.prep.review import make_review_server
 from stylegan_jax.serving import serve_until_interrupted
+from stylegan_jax.utils import exit_with_error
 
 FLAGS = flags.FLAGS
 
@@ -29,6 +31,7 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     try:
+        check_prepared_dir(FLAGS.data)
         server = make_review_server(FLAGS.data, marks_path=FLAGS.marks, host=FLAGS.host, port=FLAGS.port,
                                     page_size=FLAGS.page_size)
         host, port = server.server_address[:2]
@@ -36,7 +39,7 @@ def main(argv):
                                         f"http://{host}:{port}/ (marks go to {server.marks.path}; "
                                         "Ctrl-C to stop)")
     except (ValueError, OSError, ImportError) as e:  # bad input, a missing file, a port in use
-        raise SystemExit(f"error: {e}") from None
+        exit_with_error(e)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,8 @@ import os
 
 from absl import app
 from absl import flags
+from stylegan_jax.utils import exit_with_error
+
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "workdir of a training run", required=True)
 _OUT = flags.DEFINE_string("out", None, "PNG to write (default: WORKDIR/samples/sample.png)")
@@ -27,8 +29,8 @@ _LABELS = flags.DEFINE_string("labels", None, "conditional runs: attribute=class
 def main(argv):
     try:
         sample(argv)
-    except (FileNotFoundError, ValueError) as e:  # includes CheckpointError: one line, no trace
-        raise SystemExit(f"error: {e}") from None
+    except (FileNotFoundError, ValueError) as e:  # includes CheckpointError, DatasetNotFoundError
+        exit_with_error(e)
 
 
 def sample(argv):

@@ -12,6 +12,7 @@ from absl import app
 from absl import flags
 
 from experiments import config_flags
+from stylegan_jax.utils import exit_with_error
 
 _CONFIG = config_flags.DEFINE_config_name("config", default="demo")
 _WORKDIR = flags.DEFINE_string("workdir", None, "directory for checkpoints, samples and logs",
@@ -28,15 +29,25 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     # Imported here so that --help and flag errors do not pay for importing JAX and TF.
-    from stylegan_jax.training import checkpoint, loop, parallel  # pylint: disable=import-outside-toplevel
+    # pylint: disable=import-outside-toplevel
+    from stylegan_jax.data.sources import DatasetNotFoundError
+    from stylegan_jax.training import checkpoint, loop, parallel
+    config = _CONFIG.value
     parallel.initialize_distributed(auto=_DISTRIBUTED.value,
                                     coordinator_address=_COORDINATOR.value,
                                     num_processes=_NUM_PROCESSES.value,
                                     process_id=_PROCESS_ID.value)
+    try:  # the data first: a missing or unusable dataset is reported before anything compiles
+        data_info = loop.source_info(config)
+    except DatasetNotFoundError as e:  # a config that says how its data is made knows the fix
+        hint = config.data.get("prepare_hint")
+        exit_with_error(e.with_fix(hint) if hint else e)
+    except ValueError as e:
+        exit_with_error(e)
     try:
-        loop.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+        loop.train_and_evaluate(config, _WORKDIR.value, data_info=data_info)
     except checkpoint.CheckpointError as e:  # one line: the message says what to do
-        raise SystemExit(f"error: {e}") from None
+        exit_with_error(e)
 
 
 if __name__ == "__main__":

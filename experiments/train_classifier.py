@@ -15,6 +15,7 @@ from absl import app, flags
 
 from stylegan_jax import classifier
 from stylegan_jax.data.pipeline import dataset_info, make_pipeline
+from stylegan_jax.utils import exit_with_error
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("dataset", "synthetic_portraits", "Labelled source (TFDS name or prepared dir).")
@@ -36,12 +37,16 @@ def load_split(source, split, data_dir=None):
 
 
 def main(argv):
-    del argv
-    spec = dataset_info(FLAGS.dataset, FLAGS.data_dir)["label_spec"]
-    if spec is None:
-        raise ValueError(f"dataset {FLAGS.dataset!r} has no labels: the classifier needs a labelled source")
-    images, labels = load_split(FLAGS.dataset, "train", FLAGS.data_dir)
-    test_images, test_labels = load_split(FLAGS.dataset, FLAGS.test_split, FLAGS.data_dir)
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    try:  # the data first: a missing dataset, split or label set ends the command before training
+        spec = dataset_info(FLAGS.dataset, FLAGS.data_dir, split=FLAGS.test_split)["label_spec"]
+        if spec is None:
+            raise ValueError(f"dataset {FLAGS.dataset!r} has no labels: the classifier needs a labelled source")
+        images, labels = load_split(FLAGS.dataset, "train", FLAGS.data_dir)
+        test_images, test_labels = load_split(FLAGS.dataset, FLAGS.test_split, FLAGS.data_dir)
+    except (FileNotFoundError, ValueError) as e:
+        exit_with_error(e)
     widths = classifier.WIDTHS
     params = classifier.train_classifier(images, labels, spec, steps=FLAGS.steps, batch_size=FLAGS.batch_size,
                                          learning_rate=FLAGS.learning_rate, seed=FLAGS.seed, widths=widths)

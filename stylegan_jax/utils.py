@@ -1,12 +1,13 @@
 """Generic helpers shared across the package: image listing, uint8 images and grids, JSON files,
-XLA options.
+XLA options, and how a command ends on input it cannot use.
 
 The bottom of the package: this module imports nothing from stylegan_jax, so every other module
 may import it (tests/test_layering.py checks the import order).
 """
 import json
 import os
-from typing import Any
+import sys
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -59,3 +60,18 @@ def cpu_compiler_options(fast: bool):
     """
     import jax  # pylint: disable=import-outside-toplevel  (the data and preparation side runs without it)
     return {"xla_backend_optimization_level": 0} if fast and jax.default_backend() == "cpu" else None
+
+
+# Exit status of a command given input it cannot use (a missing dataset or file, a bad value);
+# absl's own flag errors exit with 1.
+BAD_INPUT = 2
+
+
+def exit_with_error(error) -> NoReturn:
+    """Ends a command: prints `error: MESSAGE` as one line on stderr, exits with status BAD_INPUT.
+
+    Commands catch the errors whose messages name the fix (ValueError, FileNotFoundError, ...)
+    around their work and end through this, never with a traceback."""
+    message = " ".join(str(error).splitlines())
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(BAD_INPUT)

@@ -106,3 +106,14 @@ def test_config_docstring_has_its_run_command(name):
     text = open(os.path.join(config_flags.CONFIG_DIR, name + ".py"), encoding="utf-8").read()
     doc = ast.get_docstring(ast.parse(text))
     assert f"python -m experiments.train --config={name}" in doc
+
+
+@pytest.mark.parametrize("name, tool", [("rect_anime", "experiments.prepare_danbooru"),
+                                        ("rect_anime_acgan", "experiments.prepare_danbooru"),
+                                        ("rect_anime_projection", "experiments.prepare_danbooru"),
+                                        ("ffhq", "folder:PATH")])
+def test_configs_of_data_to_prepare_say_how(name, tool):
+    """The fix train prints when the data is missing names this config and how to make its data."""
+    hint = config_flags.load_config(name).data.prepare_hint
+    assert hint.startswith(f"{name} trains on ") and f"--config={name}:" in hint and tool in hint
+    assert config_flags.load_config(f"{name}:/data/set").data.source == "/data/set"

@@ -140,5 +140,5 @@ def test_review_command_serves_the_dataset_and_reports_bad_input_in_one_line(dat
         process.wait(30)
     missing = subprocess.run(command[:3] + [f"--data={tmp_path / 'none'}"], cwd=REPO, env=env, capture_output=True,
                              text=True, timeout=120, check=False)
-    assert missing.returncode == 1
-    assert missing.stderr.strip().splitlines()[-1].startswith(f"error: {tmp_path / 'none'} is not a finished prepared")
+    assert missing.returncode == 2
+    assert missing.stderr.strip().splitlines()[-1].startswith(f"error: no prepared dataset at {tmp_path / 'none'} ")

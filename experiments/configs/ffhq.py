@@ -14,4 +14,8 @@ def get_config(arg=None):
     """The paper's FFHQ run; `arg` = data source (default: a prepared dir at data/ffhq)."""
     config = _base.get_base_config()
     config.data.source = arg or "data/ffhq"  # 70k aligned faces, 1024x1024
+    config.data.prepare_hint = (  # the fix printed when the data is missing
+        "ffhq trains on FFHQ's 1024x1024 aligned faces, given as --config=ffhq:SOURCE: the released "
+        "PNGs as folder:PATH (e.g. --config=ffhq:folder:ffhq/images1024x1024), a prepared dataset "
+        "directory or a built TFDS dataset")
     return config

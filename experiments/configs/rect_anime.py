@@ -9,10 +9,17 @@ minibatch and learning rates follow the official table for the same larger side.
 from experiments.configs import _base
 
 
+def prepare_hint(name):
+    """How to make the data of config `name` (rect_anime or a variant): said when it is missing."""
+    return (f"{name} trains on a prepared Danbooru set, given as --config={name}:DIR; prepare one "
+            "with `python -m experiments.prepare_danbooru --metadata=... --images=... --out=DIR`")
+
+
 def get_config(arg=None):
     """The rectangular anime model; `arg` = prepared dataset dir (default data/rect_anime)."""
     config = _base.get_base_config()
     config.data.source = arg or "data/rect_anime"  # prepared 512x256 Danbooru portraits
+    config.data.prepare_hint = prepare_hint("rect_anime")  # the fix printed when the data is missing
     config.data.flip = True                   # portraits are left/right symmetric enough
     config.model.base_shape = (8, 4)          # 2:1 portraits: 8x4 -> 512x256
     config.model.num_stages = 7               # 8x4, 16x8, 32x16, 64x32, 128x64, 256x128, 512x256

@@ -12,4 +12,6 @@ from experiments.configs import _conditional, rect_anime
 
 def get_config(arg=None):
     """rect_anime with acgan conditioning; `arg` = prepared dataset dir."""
-    return _conditional.make_conditional(rect_anime.get_config(arg), "acgan")
+    config = _conditional.make_conditional(rect_anime.get_config(arg), "acgan")
+    config.data.prepare_hint = rect_anime.prepare_hint("rect_anime_acgan")
+    return config

@@ -13,4 +13,6 @@ from experiments.configs import _conditional, rect_anime
 
 def get_config(arg=None):
     """rect_anime with projection conditioning; `arg` = prepared dataset dir."""
-    return _conditional.make_conditional(rect_anime.get_config(arg), "projection")
+    config = _conditional.make_conditional(rect_anime.get_config(arg), "projection")
+    config.data.prepare_hint = rect_anime.prepare_hint("rect_anime_projection")
+    return config

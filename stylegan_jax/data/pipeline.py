@@ -70,8 +70,11 @@ def _default_process(process_index, process_count):
 
 
 def dataset_info(source, data_dir=None, split="train"):
-    """{"image_shape": (H, W) stored, "label_spec": LabelSpec or None, "num_examples": int}."""
-    tensorflow_on_cpu()
+    """{"image_shape": (H, W) stored, "label_spec": LabelSpec or None, "num_examples": int}.
+
+    Raises sources.DatasetNotFoundError if `source` names no dataset present here; that check
+    imports no TensorFlow (only a TFDS source needs it), so a command can make it first, cheaply.
+    """
     resolved = resolve_source(source, data_dir)
     return {"image_shape": tuple(resolved.image_shape), "label_spec": resolved.label_spec,
             "num_examples": resolved.num_examples(split)}
@@ -84,7 +87,7 @@ def make_pipeline(source, *, resolution, batch_size, split="train", shuffle=True
 
     Args:
       source: "synthetic_portraits[/config]", another TFDS name, "folder:/path" or a prepared
-        dataset directory (see stylegan_jax.data.sources).
+        dataset directory (see stylegan_jax.data.sources; DatasetNotFoundError if it names none).
       resolution: (h, w) of the current training stage; the stored size divided by powers of 2.
       batch_size: examples per batch on this process.
       split: TFDS split ("train", "test", ...); folders and prepared datasets have only "train".
@@ -98,9 +101,9 @@ def make_pipeline(source, *, resolution, batch_size, split="train", shuffle=True
       data_dir: TFDS data directory (default: see portraits_tfds.default_data_dir / TFDS).
       drop_remainder: drop a last incomplete batch (keeps shapes static for jit).
     """
-    tf = tensorflow_on_cpu()
     process_index, process_count = _default_process(process_index, process_count)
     resolved = resolve_source(source, data_dir)
+    tf = tensorflow_on_cpu()
     factors = downsample_factors(resolved.image_shape, resolution, resolved.name)
     num_examples = resolved.num_examples(split)
     height, width = resolved.image_shape

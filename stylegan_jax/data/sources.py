@@ -2,7 +2,9 @@
 
 `resolve_source(source, data_dir)` returns a Source whose `examples(split, process_index,
 process_count)` is a tf.data.Dataset of {"image": uint8 [H, W, 3], "label": float32 [dim],
-"key": string}, holding only that process's disjoint part of the split, in a fixed order.
+"key": string}, holding only that process's disjoint part of the split, in a fixed order. A source
+that names no dataset present here (a missing directory, an unknown or unbuilt TFDS name) raises
+DatasetNotFoundError, whose one-line message says what was looked for and how to get or name one.
 """
 import dataclasses
 import difflib
@@ -26,6 +28,19 @@ _PROGRESS_MIN = 2000  # folders at least this large show a progress bar while be
 _LABEL_ATTRIBUTE = "class"  # attribute name of folder labels (one class per sub-folder)
 
 
+class DatasetNotFoundError(FileNotFoundError):
+    """No dataset where a source points. str(error) is one line: `looked_for`, then `fix` (how to
+    get the dataset or name another)."""
+
+    def __init__(self, looked_for: str, fix: str):
+        super().__init__(f"{looked_for}: {fix}")
+        self.looked_for, self.fix = looked_for, fix
+
+    def with_fix(self, fix: str) -> "DatasetNotFoundError":
+        """The same error with another fix, from a caller that knows how its data is made."""
+        return DatasetNotFoundError(self.looked_for, fix)
+
+
 @dataclasses.dataclass(frozen=True)
 class Source:
     """A resolved data source (see the module docstring for what `examples` yields)."""
@@ -37,13 +52,23 @@ class Source:
 
 
 def resolve_source(source, data_dir=None):
-    """Resolves a source string: a TFDS name[/config], "folder:/path", or a prepared directory."""
+    """Resolves a source string: a TFDS name[/config], "folder:/path", or a prepared directory.
+
+    A path-like string (an existing directory; one starting with /, . or ~; or a/b whose first
+    part is no TFDS name) is a prepared directory. Raises DatasetNotFoundError when nothing is there.
+    """
     source = os.fspath(source)
     if source.startswith(FOLDER_PREFIX):
         return _folder_source(os.path.expanduser(source[len(FOLDER_PREFIX):]))
-    if os.path.isdir(os.path.expanduser(source)) or source.startswith(("/", ".", "~")):
-        return _prepared_source(os.path.expanduser(source))
-    return _tfds_source(source, data_dir)
+    path = os.path.expanduser(source)
+    if os.path.isdir(path) or source.startswith(("/", ".", "~")):
+        return _prepared_source(path)
+    registered = tfds.list_builders(with_community_datasets=False)
+    if _builder_name(source) in registered:
+        return _tfds_source(source, data_dir)
+    if "/" in source:  # a relative path such as data/rect_anime, not "name/config" of a TFDS dataset
+        return _prepared_source(path)
+    raise _unknown_dataset_error(source, registered)
 
 
 def _check_single_split(name, split):
@@ -53,13 +78,24 @@ def _check_single_split(name, split):
 
 # --- prepared datasets -----------------------------------------------------------------------------
 
-def _prepared_source(path):
+def check_prepared_dir(path):
+    """Raises DatasetNotFoundError unless directory `path` holds a finished prepared dataset."""
+    path = os.fspath(path)
     if not os.path.isdir(path):
-        raise FileNotFoundError(f"no directory {path}: give an existing prepared dataset directory, "
-                                f"{FOLDER_PREFIX}PATH for a folder of images, or a dataset name")
+        raise DatasetNotFoundError(
+            f"no prepared dataset at {path} (no directory {os.path.abspath(path)})",
+            "check the path, or prepare one with `python -m experiments.prepare_danbooru` (Danbooru "
+            "dumps), `prepare_faces` (photos of faces) or `prepare_folder` (any images) and "
+            f"`--out=DIR`, then give DIR ({FOLDER_PREFIX}PATH reads a folder of images as it is)")
     if not prepared.is_prepared_dir(path):
-        raise FileNotFoundError(f"{path} is not a prepared dataset (no {prepared.INFO_FILE}): for a "
-                                f"plain folder of images write {FOLDER_PREFIX}{path}")
+        raise DatasetNotFoundError(
+            f"{path} holds no finished prepared dataset (no {prepared.INFO_FILE})",
+            "run the preparation tool that writes it to completion (a rerun resumes); a plain "
+            f"folder of images is read as {FOLDER_PREFIX}{path}")
+
+
+def _prepared_source(path):
+    check_prepared_dir(path)
     info = prepared.read_prepared_info(path)
 
     def num_examples(split):
@@ -83,8 +119,8 @@ def scan_folder(path):
     one level deep) or all images sit directly in `path`; anything else is an error.
     """
     if not os.path.isdir(path):
-        raise FileNotFoundError(f"image folder {path} does not exist: check the path after "
-                                f"{FOLDER_PREFIX}")
+        raise DatasetNotFoundError(f"image folder {path} does not exist",
+                                   f"check the path after {FOLDER_PREFIX}")
     paths = list_images(path)
     if not paths:
         raise ValueError(f"no images ({' '.join(IMAGE_EXTENSIONS)}) in folder {path}: check the "
@@ -192,27 +228,31 @@ def _tfds_label(tf, example, label_spec):
     return tf.reshape(tf.stack([[1.0 - p, p] for p in present]), [label_spec.dim])
 
 
+def _builder_name(name):
+    """The TFDS builder a "name[:version][/config]" string names."""
+    return name.split("/")[0].split(":")[0]
+
+
 def _unknown_dataset_error(name, registered):
-    close = difflib.get_close_matches(name.split("/")[0], registered, n=3)
+    close = difflib.get_close_matches(_builder_name(name), registered, n=3)
     configs = ", ".join(f"synthetic_portraits/{c.name}" for c in
                         portraits_tfds.SyntheticPortraits.BUILDER_CONFIGS[1:])
     suggestion = f" (did you mean {', '.join(close)}?)" if close else ""
-    return ValueError(f"unknown dataset {name!r}{suggestion}: choose one of synthetic_portraits, "
-                      f"{configs}, another registered TFDS dataset, {FOLDER_PREFIX}PATH, or a "
-                      "prepared dataset directory")
+    return DatasetNotFoundError(
+        f"unknown dataset {name!r}{suggestion}",
+        f"choose one of synthetic_portraits, {configs}, another registered TFDS dataset, "
+        f"{FOLDER_PREFIX}PATH, or a prepared dataset directory")
 
 
 def _tfds_source(name, data_dir):
-    registered = tfds.list_builders(with_community_datasets=False)
-    if name.split("/")[0].split(":")[0] not in registered:
-        raise _unknown_dataset_error(name, registered)
     tensorflow_on_cpu()
     builder = tfds.builder(name, data_dir=data_dir)
     if not builder.is_prepared():
         if not isinstance(builder, portraits_tfds.SyntheticPortraits):
-            raise FileNotFoundError(f"TFDS dataset {name!r} is not prepared in {builder.data_dir} and "
-                                    "nothing downloads at run time: prepare it first (`tfds build "
-                                    f"{name.split('/')[0]} --data_dir=...`) and pass data_dir")
+            raise DatasetNotFoundError(
+                f"TFDS dataset {name!r} is not prepared in {builder.data_dir} and nothing downloads "
+                "at run time", f"prepare it first (`tfds build {_builder_name(name)} "
+                "--data_dir=...`) and pass that data_dir")
         builder.download_and_prepare()  # draws the portraits, once: later runs find them on disk
     info = builder.info
     image_shape = tuple(info.features["image"].shape[:2])

@@ -17,6 +17,7 @@ from absl import app
 
 from stylegan_jax.atomic import write_npz_atomically
 from stylegan_jax.metrics.inception import variables_from_state_dict
+from stylegan_jax.utils import exit_with_error
 
 
 def read_torch_state_dict(pth_path: str) -> dict[str, np.ndarray]:
@@ -47,7 +48,7 @@ def main(argv):
     try:
         convert(argv[1], argv[2])
     except (ValueError, OSError, ImportError) as e:  # a wrong or missing file, or no PyTorch
-        raise SystemExit(f"error: {e}") from None
+        exit_with_error(e)
     print(f"wrote {argv[2]}")
 
 
