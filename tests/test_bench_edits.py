@@ -58,7 +58,7 @@ def test_the_command_parses_its_flags_and_reports_bad_input_in_one_line(tmp_path
     missing = command(f"--model={tmp_path / 'none.npz'}", "--attributes=mouth_open", "--examples=3,4",
                       "--first-seed=5", "--locator-top-k=1", "--edit-layers=8x4_conv1", "--nocontrast",
                       f"--out={tmp_path / 'out'}")
-    assert missing.returncode == 1
+    assert missing.returncode == 2
     assert missing.stderr.strip().splitlines()[-1].startswith(f"error: {tmp_path / 'none.npz'} does not exist")
     one_seed = command(f"--model={tmp_path / 'none.npz'}", "--examples=3")
     assert one_seed.returncode == 1 and "--examples takes two seeds, WITH,WITHOUT" in one_seed.stderr

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from stylegan_jax.utils import exit_with_error
+from stylegan_jax.utils import BAD_INPUT, exit_with_error
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEMO_GENERATOR = os.path.join(REPO, "stylegan_jax", "assets", "demo_generator.npz")
@@ -81,7 +81,7 @@ def test_missing_dataset_is_one_line_naming_the_fix(results, name):
     tmp, result = results[name]
     _, start, further = CASES[name]
     lines = result.stderr.splitlines()
-    assert result.returncode == cli.BAD_INPUT == 2, result.stderr[-3000:]
+    assert result.returncode == BAD_INPUT == 2, result.stderr[-3000:]
     assert len(lines) == 1, result.stderr[-3000:]  # no traceback, no start-up chatter
     assert lines[0].startswith(start.replace("{tmp}", tmp)), lines[0]
     assert further in lines[0]

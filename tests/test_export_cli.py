@@ -90,6 +90,6 @@ def test_command_line_error_is_one_line(tmp_path):
         [sys.executable, "-m", "experiments.export", f"--workdir={tmp_path / 'missing'}",
          f"--out={tmp_path / 'g.onnx'}"], cwd=REPO, capture_output=True, text=True, timeout=120,
         env=dict(os.environ, JAX_PLATFORMS="cpu"), check=False)
-    assert result.returncode == 1
+    assert result.returncode == 2
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("error: ") and "missing does not exist" in last

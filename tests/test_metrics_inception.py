@@ -130,7 +130,7 @@ def test_converter_command_reports_bad_arguments_in_one_line(tmp_path):
                               env=dict(os.environ, PYTHONPATH=repo), capture_output=True, text=True, timeout=120,
                               check=False)
     wrong_name = convert(str(tmp_path / "w.pth"), str(tmp_path / "w.pkl"))
-    assert wrong_name.returncode == 1
+    assert wrong_name.returncode == 2
     assert wrong_name.stderr.strip().splitlines()[-1] == f"error: output must end in .npz, got '{tmp_path / 'w.pkl'}'"
     one_argument = convert(str(tmp_path / "w.pth"))
     assert one_argument.returncode == 1 and "give two arguments" in one_argument.stderr

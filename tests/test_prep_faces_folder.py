@@ -99,7 +99,7 @@ def test_faces_command_needs_a_landmarks_file_or_detector(tmp_path):
         prepare_faces.prepare(str(tmp_path), str(tmp_path / "o"), landmarks=str(tmp_path / "none.json"))
     result = run_command("experiments.prepare_faces", f"--images={tmp_path}", f"--out={tmp_path / 'o'}",
                          f"--landmarks={tmp_path / 'none.json'}")
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == (
         f"error: landmarks file '{tmp_path / 'none.json'}' not found: give FFHQ's ffhq-dataset-v2.json or "
         "{image path: 68 [x, y] points}")

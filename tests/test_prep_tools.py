@@ -223,5 +223,5 @@ def test_danbooru_command_line(dump, tmp_path):
     assert bad.returncode == 1 and "unknown ratings ['nsfw']: choose among g, s, q, e" in bad.stderr, bad.stderr
     missing = run_command("-m", "experiments.prepare_danbooru", f"--metadata={tmp_path / 'none'}", "--images=y",
                           f"--out={tmp_path / 'o'}", "--crop=centre")
-    assert missing.returncode == 1
+    assert missing.returncode == 2
     assert missing.stderr.strip().splitlines()[-1].startswith("error: "), missing.stderr
