@@ -33,9 +33,11 @@ def main(argv):
                                     coordinator_address=_COORDINATOR.value,
                                     num_processes=_NUM_PROCESSES.value,
                                     process_id=_PROCESS_ID.value)
+    # One line, no traceback: the message names the bad checkpoint or the diverged step, and
+    # what to do.
     try:
         loop.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
-    except checkpoint.CheckpointError as e:  # one line: the message says what to do
+    except (checkpoint.CheckpointError, checkpoint.NonFiniteError) as e:
         raise SystemExit(f"error: {e}") from None
 
 
