@@ -44,9 +44,11 @@ def main(argv):
         exit_with_error(e.with_fix(hint) if hint else e)
     except ValueError as e:
         exit_with_error(e)
+    # One line, no traceback: the message names the bad checkpoint or the diverged step, and
+    # what to do.
     try:
         loop.train_and_evaluate(config, _WORKDIR.value, data_info=data_info)
-    except checkpoint.CheckpointError as e:  # one line: the message says what to do
+    except (checkpoint.CheckpointError, checkpoint.NonFiniteError) as e:
         exit_with_error(e)
 
 

@@ -4,6 +4,9 @@ A checkpoint is one orbax step directory holding the state and a JSON record (`m
 seen, data-stream position, the config, a CRC32 of every array). Writes are atomic (orbax writes
 to a temporary directory and renames it when complete) and the last `keep` are kept.
 
+`save` refuses a state with a NaN or infinity in any array (`NonFiniteError`), so the
+checkpoints on disk are always finite and the newest one is the last good state of a run.
+
 Loading fails with a one-line `CheckpointError` when the checkpoint does not fit the current
 config (a parameter's shape differs) or cannot be read / does not match its checksum; the
 checkpoint is left exactly as it is (the run stops before anything is written).
@@ -12,7 +15,7 @@ checkpoint is left exactly as it is (the run stops before anything is written).
 """
 import os
 import zlib
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import jax
 import numpy as np
@@ -24,6 +27,10 @@ from stylegan_jax.training.parallel import to_host
 
 class CheckpointError(ValueError):
     """A checkpoint that cannot be resumed from (corrupt, or made with another config)."""
+
+
+class NonFiniteError(ValueError):
+    """A training state with a NaN or infinity: the run diverged, and nothing was saved."""
 
 
 def _path_str(path) -> str:
@@ -50,6 +57,12 @@ def state_checksum(host_state) -> int:
     return crc
 
 
+def non_finite_arrays(host_state) -> List[str]:
+    """Paths of the floating-point arrays of a host (numpy) pytree holding a NaN or infinity."""
+    return [_path_str(p) for p, x in jax.tree_util.tree_flatten_with_path(host_state)[0]
+            if np.issubdtype(np.asarray(x).dtype, np.inexact) and not np.all(np.isfinite(x))]
+
+
 def _first_line(error: BaseException) -> str:
     text = str(error).strip().splitlines()
     return f"{type(error).__name__}: {text[0][:200] if text else ''}"
@@ -74,13 +87,29 @@ class Checkpointer:
         return self._manager.latest_step()
 
     def save(self, state, meta: Dict[str, Any]) -> int:
-        """Starts writing `state` (all processes call this) and returns its step."""
+        """Starts writing `state` (all processes call this) and returns its step; raises
+        NonFiniteError, writing nothing, if an array of the state is not finite."""
         host_state = to_host(state)
         step = int(host_state.step)
+        bad = non_finite_arrays(host_state)
+        if bad:
+            what = (f"{bad[0]} is" if len(bad) == 1 else
+                    f"{len(bad)} arrays are ({', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''})")
+            raise NonFiniteError(f"{what} not finite, so step {step} was not saved; "
+                                 f"{self.last_good()}")
         meta = dict(meta, checksum=state_checksum(host_state))
         self._manager.save(step, args=ocp.args.Composite(
             state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)), force=True)
         return step
+
+    def last_good(self) -> str:
+        """Where the newest checkpoint is, once pending saves are on disk: one clause for a
+        message (every saved state is finite, so it is the last good one)."""
+        self.wait()
+        step = self.latest_step()
+        if step is None:
+            return f"no checkpoint was saved in {self.directory} before it"
+        return f"the last good checkpoint is {os.path.join(self.directory, str(step))} (kept)"
 
     def all_steps(self):
         """Steps of all complete checkpoints, oldest first."""

@@ -5,9 +5,15 @@ feed one global batch to the stage's compiled train_step, then log / sample / ch
 thousand-image boundaries. Every process runs the same loop on its share of the data; only
 process 0 writes config.json, TensorBoard events and sample grids.
 
+A diverged run stops with a one-line `checkpoint.NonFiniteError` naming the step, the stage and
+the last good checkpoint: the step's `finite` metric (are its losses finite?) is fetched
+whenever the loop waits for the device anyway (logging, checkpoints, samples, metrics, the end),
+and `Checkpointer.save` refuses a state with a non-finite array.
+
 workdir layout: checkpoints/<step>/ (orbax), config.json, samples/reals.png,
 samples/fakes_<step>.png, tensorboard/.
 """
+import contextlib
 import functools
 import json
 import os
@@ -15,6 +21,7 @@ from typing import Callable, Optional
 
 import jax
 import ml_collections
+import numpy as np
 from absl import logging
 
 from stylegan_jax import conditional
@@ -53,6 +60,31 @@ def _crossed(before: int, after: int, every_kimg: float) -> bool:
     """Whether a multiple of every_kimg thousand images lies in (before, after]."""
     every = every_kimg * 1000.0
     return every > 0 and int(after // every) > int(before // every)
+
+
+# What to change before running again after a divergence (the run resumes from the last good
+# checkpoint, and would diverge the same way with the same config).
+_DIVERGED_FIX = ("to go on, run again with lower learning rates (--config.schedule.g_lrate_base, "
+                 "--config.schedule.d_lrate_base)")
+
+
+def _diverged_at(step: int, phase: schedule.Phase, nimg: int) -> str:
+    height, width = phase.shape
+    return (f"training diverged at step {step} (stage {phase.stage} at {height}x{width}, "
+            f"{nimg / 1000:.3f} kimg)")
+
+
+def _check_losses(pending, ckpt: checkpoint.Checkpointer) -> None:
+    """Raises NonFiniteError at the first of the `pending` (step, phase, nimg, finite, metrics)
+    whose losses are not finite: one fetch of the flags."""
+    flags = parallel.to_host([finite for _, _, _, finite, _ in pending])
+    for (step, phase, nimg, _, metrics), finite in zip(pending, flags):
+        if not finite:
+            values = parallel.to_host(metrics)
+            bad = ", ".join(f"{k}={float(v)}" for k, v in values.items() if not np.isfinite(v))
+            raise checkpoint.NonFiniteError(
+                f"{_diverged_at(step, phase, nimg)}: its losses are not finite ({bad}), so it was "
+                f"not saved; {ckpt.last_good()}; {_DIVERGED_FIX}")
 
 
 @functools.lru_cache(maxsize=None)
@@ -128,10 +160,15 @@ def train_and_evaluate(config, workdir: str, *, make_source: Optional[Callable] 
     reporter = Reporter(workdir, sched.total_kimg, nimg / 1000, enabled=is_main)
 
     def save(phase):
-        ckpt.save(state, {"nimg": nimg, "kimg": nimg / 1000.0, "stage": phase.stage,
-                          "alpha": phase.alpha, "label_size": G.label_size,
-                          "label_spec": None if spec is None else json.loads(spec.to_json()),
-                          "data": stream.position(), "config": config.to_dict()})
+        meta = {"nimg": nimg, "kimg": nimg / 1000.0, "stage": phase.stage, "alpha": phase.alpha,
+                "label_size": G.label_size,
+                "label_spec": None if spec is None else json.loads(spec.to_json()),
+                "data": stream.position(), "config": config.to_dict()}
+        try:
+            ckpt.save(state, meta)
+        except checkpoint.NonFiniteError as e:  # a parameter went bad with finite losses
+            raise checkpoint.NonFiniteError(
+                f"{_diverged_at(step, phase, nimg)}: {e}; {_DIVERGED_FIX}") from None
 
     def snapshot(phase):
         images = samples.sample_grid(sampler, state.g_ema_params, grid_z, grid_labels,
@@ -159,7 +196,10 @@ def train_and_evaluate(config, workdir: str, *, make_source: Optional[Callable] 
     # With several processes, asking whether any was signalled is a collective: do it only
     # every few steps, at the same steps on every process.
     check_every = 1 if jax.process_count() == 1 else max(config.log.every_steps, 1)
-    with PreemptionWatcher() as watcher:
+    # The steps whose `finite` flag was not looked at yet: (step, phase, nimg, finite, metrics).
+    pending = []
+    # Closing the checkpointer waits for pending saves; both close also when the run stops.
+    with PreemptionWatcher() as watcher, contextlib.closing(ckpt), contextlib.closing(reporter):
         while nimg < total_img:
             phase = schedule.phase_at(nimg, sched, **geometry)
             if sched.reset_opt_for_new_lod and phase.opt_segment != opt_segment:
@@ -169,25 +209,32 @@ def train_and_evaluate(config, workdir: str, *, make_source: Optional[Callable] 
                                         stage=phase.stage,
                                         apply_r1=step % config.loss.r1_interval == 0)
             before, step, nimg = nimg, step + 1, nimg + phase.minibatch
+            pending.append((step, phase, nimg, metrics.pop("finite"), metrics))
             done = nimg >= total_img
-            if step % config.log.every_steps == 0 or done:
-                reporter.report(step, phase, nimg / 1000, metrics)
             stop = step % check_every == 0 and watcher.requested()
             stage_ends = not done and schedule.phase_at(nimg, sched, **geometry).stage != phase.stage
-            if stage_ends or done or stop or _crossed(before, nimg, config.checkpoint.every_kimg):
+            report = step % config.log.every_steps == 0 or done
+            saving = stage_ends or done or stop or _crossed(before, nimg,
+                                                            config.checkpoint.every_kimg)
+            sampling = done or _crossed(before, nimg, config.log.sample_every_kimg)
+            measuring = config.metrics.every_kimg > 0 and (
+                done or _crossed(before, nimg, config.metrics.every_kimg))
+            if report or saving or sampling or measuring:  # each of them waits for the device
+                _check_losses(pending, ckpt)
+                pending.clear()
+            if report:
+                reporter.report(step, phase, nimg / 1000, metrics)
+            if saving:
                 save(phase)
-            if done or _crossed(before, nimg, config.log.sample_every_kimg):
+            if sampling:
                 snapshot(phase)
-            if config.metrics.every_kimg > 0 and (done or _crossed(before, nimg,
-                                                                   config.metrics.every_kimg)):
+            if measuring:
                 measure(phase)
             if stop:
                 logging.warning("stopped by a signal at step %d (%.3f kimg) after saving a "
                                 "checkpoint; run the same command again to resume", step,
                                 nimg / 1000)
                 break
-    ckpt.close()  # waits for pending saves
-    reporter.close()
     logging.info("process %d: step %d, parameters crc32 %d", jax.process_index(), step,
                  checkpoint.state_checksum(parallel.to_host(state)))
     return state

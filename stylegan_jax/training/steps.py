@@ -10,6 +10,9 @@
    style-mixing regularization (`generate`), plus the ACGAN term (`conditional.acgan_g_loss`).
 3. `update_averages`: the generator average and the tracked average w.
 
+Besides the losses and scores, the step's metrics hold `finite`: whether all of them are finite,
+one boolean the loop can fetch cheaply to stop a diverged run.
+
 The random streams are part of the contract (a step depends only on the state, the batch and the
 schedule, and tests redraw a step's fakes and labels from them):
 
@@ -170,7 +173,7 @@ def train_step(state: TrainState, batch: Dict[str, jax.Array], alpha, g_lr, d_lr
                G: Generator, D: Discriminator, config, stage: int, apply_r1: bool,
                label_groups: conditional.Groups = ()):
     """One D step and one G step on the global batch, then the averages. Returns (new state,
-    metrics).
+    metrics): the losses and scores, and `finite`, whether all of those are finite.
 
     stage and apply_r1 are static; alpha and the learning rates are traced scalars. label_groups
     (conditional.attribute_groups of the data's LabelSpec) lays out the labels; the config must
@@ -201,7 +204,8 @@ def train_step(state: TrainState, batch: Dict[str, jax.Array], alpha, g_lr, d_lr
     new_state = state.replace(
         step=state.step + 1, nimg=state.nimg + batch_size, g_params=g_params, d_params=d_params,
         g_ema_params=g_ema_params, g_opt_state=g_opt_state, d_opt_state=d_opt_state, w_avg=w_avg)
-    return new_state, {**d_metrics, **g_metrics}
+    metrics = {**d_metrics, **g_metrics}
+    return new_state, dict(metrics, finite=jnp.all(jnp.isfinite(jnp.stack(list(metrics.values())))))
 
 
 @functools.lru_cache(maxsize=None)
