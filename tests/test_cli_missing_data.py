@@ -76,6 +76,7 @@ def results(tmp_path_factory):
         return dict(zip(CASES, pool.map(run, CASES)))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", CASES)
 def test_missing_dataset_is_one_line_naming_the_fix(results, name):
     tmp, result = results[name]

@@ -75,6 +75,7 @@ def assert_stopped_at_bad_step(workdir, message, what):
     assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(host.g_params))
 
 
+@pytest.mark.slow
 def test_a_nan_image_stops_the_run_at_its_step(tmp_path):
     config = smoke_config()
     real_source = loop.pipeline_source(config, 0, 1)
@@ -97,6 +98,7 @@ def test_a_nan_image_stops_the_run_at_its_step(tmp_path):
                                f"its losses are not finite ({losses.group(1)}), so it was not saved")
 
 
+@pytest.mark.slow
 def test_a_nan_parameter_with_finite_losses_is_not_saved(tmp_path, monkeypatch):
     """A step whose losses are finite but whose update left a NaN in G is caught by the save."""
     real_make_train_step = loop.make_train_step
@@ -126,6 +128,7 @@ def test_a_nan_parameter_with_finite_losses_is_not_saved(tmp_path, monkeypatch):
                                f"{name} is not finite, so step {BAD_STEP} was not saved")
 
 
+@pytest.mark.slow
 def test_train_cli_prints_one_line_and_fails_when_the_losses_blow_up(tmp_path):
     workdir = str(tmp_path / "run")
     result = subprocess.run(
