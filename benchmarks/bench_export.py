@@ -6,8 +6,9 @@
     python -m benchmarks.bench_export --noise=none             # exported without noise
 
 Measures the ONNX export (trace, constant folding, serialization) and its file size next to the
-generator's parameter bytes (float32), the SavedModel export (jax2tf) and, per batch size, the median of --repeats onnxruntime runs after one warm-up run, next to the
-same function jitted in JAX on the CPU. Speed does not depend on the weights, so random weights of
+generator's parameter bytes (float32), the SavedModel export (jax2tf) and, per batch size, the
+median of --repeats onnxruntime runs after one warm-up run, next to the same function jitted in
+JAX on the CPU. Speed does not depend on the weights, so random weights of
 the demo architecture stand for the shipped demo model. Prints a table and one JSON line.
 """
 import json
