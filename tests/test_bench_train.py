@@ -94,7 +94,7 @@ def test_the_command_parses_its_flags_beside_the_other_benchmarks():
                               env=dict(os.environ, PYTHONPATH=repo, JAX_PLATFORMS="cpu"), capture_output=True,
                               text=True, timeout=300, check=False)
     unknown_case = command("--cases=resnet", "--count_only")
-    assert unknown_case.returncode == 1, unknown_case.stderr[-2000:]
+    assert unknown_case.returncode == 2, unknown_case.stderr[-2000:]
     assert unknown_case.stderr.strip().splitlines()[-1].startswith("error: unknown case 'resnet': use 'demo'")
     assert unknown_case.stdout == ""
     bad_dtype = command("--dtype=float16")

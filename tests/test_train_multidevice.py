@@ -68,7 +68,8 @@ def test_four_devices_match_one_device(tmp_path):
     assert int(states["1:devices"]) == 1 and int(states["4:devices"]) == 4
     names = [k[2:] for k in states.files if k.startswith("1:") and k != "1:devices"
              and "opt_state" not in k]  # Adam moments hold raw roundoff-level gradients too
-    assert len([n for n in names if n.startswith("metrics/")]) == 4 * 5
+    # d_loss, r1_penalty, real_score, fake_score, g_loss and finite, for each of 4 steps
+    assert len([n for n in names if n.startswith("metrics/")]) == 4 * 6
     assert len([n for n in names if n.startswith("d_params/")]) > 10
     for name in names:
         one, four = states["1:" + name], states["4:" + name]
