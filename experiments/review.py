@@ -3,8 +3,9 @@
   python -m experiments.review --data=data/danbooru_faces [--port=8765] [--marks=FILE]
 
 Open the printed address; the marks are saved after every click to --marks (default
-<data>/review_exclude.txt), a key list the next training run skips when given as its exclude file
-(make_pipeline(..., exclude=FILE)). Nothing in the dataset is deleted. Ctrl-C stops the server.
+<data>/review_exclude.txt), a key list that training on <data> leaves out (marks written
+elsewhere: train with --config.data.exclude=FILE). Nothing in the dataset is deleted. Ctrl-C
+stops the server.
 """
 from __future__ import annotations
 

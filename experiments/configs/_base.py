@@ -28,6 +28,9 @@ def get_base_config() -> ml_collections.ConfigDict:
     config.data = ml_collections.ConfigDict()
     config.data.source = "ffhq"            # make_pipeline source: TFDS name, prepared dir, folder:..
     config.data.data_dir = config_dict.placeholder(str)  # TFDS data_dir (None = TFDS default)
+    config.data.exclude = config_dict.placeholder(str)  # text file of image keys to leave out
+                                           # (None = a prepared set's review_exclude.txt, the
+                                           # images marked bad in experiments.review, if any)
     config.data.flip = True                # random horizontal mirroring (official mirror_augment)
     config.data.use_labels = False         # condition G and D on the dataset's labels, if any
     config.data.reseed_every_kimg = 100.0  # the data stream restarts (new seed) this often; a

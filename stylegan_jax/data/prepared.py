@@ -29,6 +29,8 @@ from stylegan_jax.utils import read_json
 
 FORMAT_VERSION = 1
 INFO_FILE = "dataset.json"
+# Keys (one per line) of the images marked bad in experiments.review; training leaves them out.
+REVIEW_MARKS_FILE = "review_exclude.txt"
 _SHARD_PATTERN = re.compile(r"^shard-(\d{5})\.json$")
 
 

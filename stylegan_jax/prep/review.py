@@ -23,11 +23,9 @@ import threading
 import urllib.parse
 
 from stylegan_jax.atomic import write_text_atomically
-from stylegan_jax.data.prepared import read_prepared_info
+from stylegan_jax.data.prepared import REVIEW_MARKS_FILE, read_prepared_info
 from stylegan_jax.data.tf_cpu import tensorflow_on_cpu
 from stylegan_jax.prep.review_page import REVIEW_PAGE
-
-MARKS_FILE = "review_exclude.txt"
 
 
 def tfrecord_offsets(path: str) -> list[tuple[int, int]]:
@@ -169,7 +167,7 @@ def make_review_server(data_dir: str, *, marks_path: str | None = None, host: st
     if page_size < 1:
         raise ValueError(f"page_size must be >= 1, got {page_size}")
     index = PreparedIndex(data_dir)
-    marks = ReviewMarks(marks_path or os.path.join(data_dir, MARKS_FILE), index.keys)
+    marks = ReviewMarks(marks_path or os.path.join(data_dir, REVIEW_MARKS_FILE), index.keys)
     server = http.server.ThreadingHTTPServer((host, port), ReviewHandler)
     server.index, server.marks, server.page_size = index, marks, page_size
     return server

@@ -26,6 +26,7 @@ from absl import logging
 
 from stylegan_jax import conditional
 from stylegan_jax.atomic import write_json_atomically
+from stylegan_jax.data import prepared
 from stylegan_jax.networks import stage_shape
 from stylegan_jax.training import checkpoint, parallel, quality, samples, schedule, state as state_lib
 from stylegan_jax.training.data_stream import DataStream
@@ -35,13 +36,22 @@ from stylegan_jax.training.summaries import Reporter
 from stylegan_jax.utils import cpu_compiler_options
 
 
+def exclude_file(config) -> Optional[str]:
+    """The key list training leaves out: config.data.exclude, else a prepared dataset's review
+    marks (prepared.REVIEW_MARKS_FILE, written by experiments.review) when the file exists."""
+    if config.data.get("exclude"):
+        return config.data.exclude
+    marks = os.path.join(os.path.expanduser(config.data.source), prepared.REVIEW_MARKS_FILE)
+    return marks if os.path.isfile(marks) else None
+
+
 def pipeline_source(config, process_index: int, process_count: int) -> Callable:
     """make_source(resolution, batch_size, seed) for DataStream, reading config.data."""
     from stylegan_jax.data.pipeline import make_pipeline  # pylint: disable=import-outside-toplevel
     return functools.partial(make_pipeline, config.data.source, split="train", shuffle=True,
                              flip=config.data.flip, process_index=process_index,
                              process_count=process_count, repeat=True,
-                             data_dir=config.data.data_dir)
+                             data_dir=config.data.data_dir, exclude=exclude_file(config))
 
 
 def source_info(config) -> dict:
