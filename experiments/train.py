@@ -1,7 +1,7 @@
 r"""Train a progressive StyleGAN.
 
     python -m experiments.train --config=demo --workdir=workdirs/demo
-    python -m experiments.train --config=rect_anime:/data/danbooru --workdir=gs://bucket/run \
+    python -m experiments.train --config=rect_anime:/data/danbooru --workdir=/mnt/shared/run \
         --config.schedule.total_kimg=12000
 
 Restarting with the same --workdir resumes from its latest checkpoint. On a multi-host TPU pod run
