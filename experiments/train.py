@@ -12,7 +12,7 @@ from absl import app
 from absl import flags
 
 from experiments import config_flags
-from stylegan_jax.utils import exit_with_error
+from stylegan_jax.utils import ConfigError, exit_with_error
 
 _CONFIG = config_flags.DEFINE_config_name("config", default="demo")
 _WORKDIR = flags.DEFINE_string("workdir", None, "directory for checkpoints, samples and logs",
@@ -44,11 +44,11 @@ def main(argv):
         exit_with_error(e.with_fix(hint) if hint else e)
     except ValueError as e:
         exit_with_error(e)
-    # One line, no traceback: the message names the bad checkpoint or the diverged step, and
-    # what to do.
+    # One line, no traceback: the message names the config field that cannot work (checked
+    # before the first step), the bad checkpoint or the diverged step, and what to do.
     try:
         loop.train_and_evaluate(config, _WORKDIR.value, data_info=data_info)
-    except (checkpoint.CheckpointError, checkpoint.NonFiniteError) as e:
+    except (ConfigError, checkpoint.CheckpointError, checkpoint.NonFiniteError) as e:
         exit_with_error(e)
 
 

@@ -62,6 +62,11 @@ def cpu_compiler_options(fast: bool):
     return {"xla_backend_optimization_level": 0} if fast and jax.default_backend() == "cpu" else None
 
 
+class ConfigError(ValueError):
+    """A config value a run cannot use; its message names the field and the fix (commands print
+    it as one line)."""
+
+
 # Exit status of a command given input it cannot use (a missing dataset or file, a bad value);
 # absl's own flag errors exit with 1.
 BAD_INPUT = 2

@@ -5,6 +5,9 @@ lod_initial_resolution = 8, 600 + 600 kimg per phase:
   lod = 10 - 3 - phase_idx - max(phase_kimg - 600, 0) / 600,  resolution = 2**(10 - floor(lod)).
 """
 import math
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -92,3 +95,22 @@ def test_minibatch_must_split_over_devices_and_groups(ffhq):
     with pytest.raises(ValueError, match=r"minibatch 32 at res64 is not a positive multiple of "
                                          r"64 .*schedule.minibatch_dict.res64"):
         schedule.check_minibatches(ffhq.schedule, base_shape=(4, 4), num_stages=9, multiple=64)
+
+
+@pytest.mark.slow
+def test_train_cli_reports_a_minibatch_that_does_not_split_in_one_line(tmp_path):
+    """6 images per step cannot form minibatch-stddev groups of 4: one line naming the key and the
+    fix, exit status 2, before anything trains or is written."""
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    workdir = tmp_path / "run"
+    result = subprocess.run(
+        [sys.executable, "-m", "experiments.train", "--config=smoke", f"--workdir={workdir}",
+         "--config.schedule.minibatch_dict.res8=6"],
+        capture_output=True, text=True, check=False, cwd=repo,
+        env=dict(os.environ, PYTHONPATH=repo, JAX_PLATFORMS="cpu"))
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        "error: minibatch 6 at res8 is not a positive multiple of 4 (devices x minibatch-stddev "
+        "group): set schedule.minibatch_dict.res8 or schedule.minibatch_base to a multiple of 4")
+    assert not os.path.exists(workdir / "checkpoints") or not os.listdir(workdir / "checkpoints")

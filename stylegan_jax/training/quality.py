@@ -19,6 +19,7 @@ import numpy as np
 from stylegan_jax.metrics.evaluate import evaluate, parse_metrics
 from stylegan_jax.metrics.inception import load_fid_inception
 from stylegan_jax.training.steps import fade_reals
+from stylegan_jax.utils import ConfigError
 
 TRAINING_METRICS = ("swd", "fid", "kid")  # ppl needs a feature network: use experiments.evaluate
 
@@ -28,10 +29,10 @@ def check_metrics_config(metrics_config) -> tuple:
     names = parse_metrics(metrics_config.names)
     bad = [n for n in names if n not in TRAINING_METRICS]
     if bad:
-        raise ValueError(f"config.metrics.names: {', '.join(bad)} cannot run during training; "
+        raise ConfigError(f"config.metrics.names: {', '.join(bad)} cannot run during training; "
                          f"choose from {', '.join(TRAINING_METRICS)} (ppl: experiments.evaluate)")
     if any(n in ("fid", "kid") for n in names) and not metrics_config.inception:
-        raise ValueError("config.metrics.names has fid/kid but config.metrics.inception is unset: "
+        raise ConfigError("config.metrics.names has fid/kid but config.metrics.inception is unset: "
                          "give the .npz made by python -m stylegan_jax.metrics.convert_fid_weights")
     return names
 

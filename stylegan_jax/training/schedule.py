@@ -15,6 +15,7 @@ import math
 from typing import Mapping, Tuple
 
 from stylegan_jax.networks import stage_shape
+from stylegan_jax.utils import ConfigError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,7 +95,7 @@ def check_minibatches(sched, *, base_shape: Tuple[int, int], num_stages: int,
         key = resolution_key(stage_shape(base_shape, stage))
         batch = int(_lookup(sched.minibatch_dict, key, sched.minibatch_base))
         if batch <= 0 or batch % multiple:
-            raise ValueError(
+            raise ConfigError(
                 f"minibatch {batch} at {key} is not a positive multiple of {multiple} (devices x "
                 f"minibatch-stddev group): set schedule.minibatch_dict.{key} or "
                 f"schedule.minibatch_base to a multiple of {multiple}")
