@@ -14,6 +14,7 @@ import os
 
 from absl import app
 from absl import flags
+
 from stylegan_jax.utils import exit_with_error
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "the finished demo training run", required=True)

@@ -11,6 +11,7 @@ docs/export.md for running it from C# (ONNX Runtime) and Unity Sentis.
 """
 from absl import app
 from absl import flags
+
 from stylegan_jax.utils import exit_with_error
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "training workdir: its newest checkpoint is used")

@@ -12,6 +12,7 @@ import os
 
 from absl import app
 from absl import flags
+
 from stylegan_jax.utils import exit_with_error
 
 
