@@ -19,7 +19,7 @@ import os
 from absl import app
 from absl import flags
 
-from stylegan_jax.utils import exit_with_error
+from stylegan_jax.utils import enable_compilation_cache, exit_with_error
 
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "training workdir (newest checkpoint)")
@@ -40,6 +40,7 @@ _OUT = flags.DEFINE_string("out", None, "JSON file to write (default: <workdir>/
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    enable_compilation_cache()  # a second evaluation loads the programs the first compiled
     try:
         results = run()
     except (FileNotFoundError, ValueError) as e:  # includes CheckpointError, DatasetNotFoundError

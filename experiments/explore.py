@@ -12,7 +12,7 @@ import os
 from absl import app
 from absl import flags
 
-from stylegan_jax.utils import exit_with_error
+from stylegan_jax.utils import enable_compilation_cache, exit_with_error
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "training workdir: its newest checkpoint is used")
 _CHECKPOINT = flags.DEFINE_string(
@@ -40,6 +40,7 @@ def model_path(workdir, checkpoint) -> str:
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    enable_compilation_cache()  # a second start loads the renders compiled by the first
     try:
         path = model_path(_WORKDIR.value, _CHECKPOINT.value)
         # pylint: disable=import-outside-toplevel  (keep --help and flag errors fast)

@@ -13,7 +13,7 @@ import os
 from absl import app
 from absl import flags
 
-from stylegan_jax.utils import exit_with_error
+from stylegan_jax.utils import enable_compilation_cache, exit_with_error
 
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "workdir of a training run", required=True)
@@ -28,6 +28,7 @@ _LABELS = flags.DEFINE_string("labels", None, "conditional runs: attribute=class
 
 
 def main(argv):
+    enable_compilation_cache()  # a second start loads the sampler compiled by the first
     try:
         sample(argv)
     except (FileNotFoundError, ValueError) as e:  # includes CheckpointError, DatasetNotFoundError

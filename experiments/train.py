@@ -12,7 +12,7 @@ from absl import app
 from absl import flags
 
 from experiments import config_flags
-from stylegan_jax.utils import ConfigError, exit_with_error
+from stylegan_jax.utils import ConfigError, enable_compilation_cache, exit_with_error
 
 _CONFIG = config_flags.DEFINE_config_name("config", default="demo")
 _WORKDIR = flags.DEFINE_string("workdir", None, "directory for checkpoints, samples and logs",
@@ -37,6 +37,7 @@ def main(argv):
                                     coordinator_address=_COORDINATOR.value,
                                     num_processes=_NUM_PROCESSES.value,
                                     process_id=_PROCESS_ID.value)
+    enable_compilation_cache()  # a resumed run loads the train steps compiled before
     try:  # the data first: a missing or unusable dataset is reported before anything compiles
         data_info = loop.source_info(config)
     except DatasetNotFoundError as e:  # a config that says how its data is made knows the fix

@@ -1,5 +1,5 @@
 """Generic helpers shared across the package: image listing, uint8 images and grids, JSON files,
-XLA options, and how a command ends on input it cannot use.
+XLA options and the compilation cache, and how a command ends on input it cannot use.
 
 The bottom of the package: this module imports nothing from stylegan_jax, so every other module
 may import it (tests/test_layering.py checks the import order).
@@ -7,7 +7,7 @@ may import it (tests/test_layering.py checks the import order).
 import json
 import os
 import sys
-from typing import Any, NoReturn
+from typing import Any, NoReturn, Optional
 
 import numpy as np
 
@@ -60,6 +60,33 @@ def cpu_compiler_options(fast: bool):
     """
     import jax  # pylint: disable=import-outside-toplevel  (the data and preparation side runs without it)
     return {"xla_backend_optimization_level": 0} if fast and jax.default_backend() == "cpu" else None
+
+
+# Where compiled XLA programs are kept between runs; "off" keeps none.
+COMPILATION_CACHE_ENV = "STYLEGAN_JAX_COMPILATION_CACHE"
+
+
+def default_compilation_cache_dir() -> str:
+    """$STYLEGAN_JAX_COMPILATION_CACHE, else <user cache dir>/stylegan_jax/jax_cache."""
+    cache_home = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.environ.get(COMPILATION_CACHE_ENV) or os.path.join(cache_home, "stylegan_jax", "jax_cache")
+
+
+def enable_compilation_cache(path: Optional[str] = None, min_compile_seconds: float = 1.0) -> Optional[str]:
+    """Turns on JAX's persistent compilation cache, so that a second start of a command loads the
+    programs the first one compiled (train steps, samplers, the explorer's renders) instead of
+    compiling them again. Programs that compiled faster than min_compile_seconds are not kept.
+
+    path: the cache directory (default: default_compilation_cache_dir()); "off" turns it off.
+    Returns the directory used, or None when off. Call it before the first jit compiles.
+    """
+    path = path or default_compilation_cache_dir()
+    if path.lower() == "off":
+        return None
+    import jax  # pylint: disable=import-outside-toplevel  (this module imports no JAX at load)
+    jax.config.update("jax_compilation_cache_dir", path)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", float(min_compile_seconds))
+    return path
 
 
 class ConfigError(ValueError):

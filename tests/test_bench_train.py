@@ -81,6 +81,7 @@ def test_the_matching_aware_term_costs_one_more_d_pass_on_the_reals(capsys):
 ALL_BENCHMARKS_THEN_BENCH_TRAIN = """
 import runpy, sys
 import benchmarks.bench_conditional, benchmarks.bench_edits, benchmarks.bench_explorer, benchmarks.bench_export
+import benchmarks.bench_startup
 sys.argv = ["bench_train"] + sys.argv[1:]
 runpy.run_module("benchmarks.bench_train", run_name="__main__")
 """
