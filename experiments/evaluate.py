@@ -80,7 +80,7 @@ def run() -> dict:
     path = _WORKDIR.value or _CHECKPOINT.value
     source, data_dir = _data_source(path)
     source = _DATA.value or source
-    if source is not None:  # the data first: a missing dataset is reported before JAX starts
+    if source is not None:  # the data first: a missing dataset is reported before the model loads
         dataset_info(source, data_dir=data_dir, split=_SPLIT.value)
     bundle = load_generator(path)
     G, params = bundle.module, bundle.params

@@ -1,7 +1,9 @@
 """The exported ONNX model, run by onnxruntime, computes the JAX generator.
 
-The reference is built directly from networks.py (mapping, the library's truncate() with a scalar
-psi per example, synthesis with const noise and edits, clip), not from the export code.
+The reference (helpers.reference_fn) is the JAX generator vmapped over examples (mapping, the
+library's truncate() with a scalar psi per example, synthesis with const noise, edits through
+explore.synthesis_hooks as the explorer renders them, clip), not the export function or its ONNX
+converter.
 """
 import collections
 import json
