@@ -18,7 +18,8 @@ OUTSIDE = ("experiments", "benchmarks")  # top-level packages stylegan_jax must 
 TIERS = (
     ("utils", "atomic", "serving"),  # generic helpers, atomic file writes, running an HTTP server
     ("layers",),                     # equalized-LR layers, blur, AdaIN
-    ("losses", "networks"),          # GAN losses; the generator and discriminator
+    ("losses", "networks", "augment"),  # GAN losses; the generator and discriminator; D's
+                                     # input augmentations (ADA, DiffAugment)
     ("data",),                       # datasets, the input pipeline, LabelSpec
     ("conditional",),                # labels in the networks and losses
     ("prep",),                       # dataset preparation, writing data's prepared format

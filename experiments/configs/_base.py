@@ -101,6 +101,20 @@ def get_base_config() -> ml_collections.ConfigDict:
     config.loss.acgan_d_weight = 1.0             # ACGAN: weight of D classifying the reals
     config.loss.acgan_g_weight = 1.0             # ACGAN: weight of G's fakes being recognized
 
+    config.augment = ml_collections.ConfigDict()  # augmentation of every image D sees
+    config.augment.kind = "none"                 # "none", "ada" (adaptive p, Karras et al. 2020,
+                                                 # arXiv 2006.06676), "fixed" (p constant) or
+                                                 # "diffaug" (DiffAugment colour, translation and
+                                                 # cutout on every image, arXiv 2006.10738)
+    config.augment.p = 0.0                       # probability of each transform: ada's initial
+                                                 # p, fixed's constant one
+    config.augment.target = 0.6                  # ada: the E[sign(D(real))] that p steers to
+    config.augment.speed_kimg = 500.0            # ada: kimg over which p can move from 0 to 1
+    config.augment.interval = 4                  # ada: steps between adjustments of p
+    config.augment.pipeline = "bgc"              # ada/fixed: groups of transforms, b blit (flip,
+                                                 # quarter turns, integer shift), g geometry
+                                                 # (scale, rotation, fractional shift), c colour
+
     config.checkpoint = ml_collections.ConfigDict()
     config.checkpoint.every_kimg = 100.0         # save this often (also at each stage change,
                                                  # at the end and on SIGTERM/SIGINT)

@@ -7,15 +7,19 @@ to a temporary directory and renames it when complete) and the last `keep` are k
 `save` refuses a state with a NaN or infinity in any array (`NonFiniteError`), so the
 checkpoints on disk are always finite and the newest one is the last good state of a run.
 
+A checkpoint written before a field of `state.ADDED_FIELDS` existed restores with that field's
+default (or the value a `defaults` state gives), so old runs resume.
+
 Loading fails with a one-line `CheckpointError` when the checkpoint does not fit the current
 config (a parameter's shape differs) or cannot be read / does not match its checksum; the
 checkpoint is left exactly as it is (the run stops before anything is written).
 
 `label_spec(meta)` is the label layout a conditional run recorded in that JSON.
 """
+import dataclasses
 import os
 import zlib
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import jax
 import numpy as np
@@ -23,6 +27,7 @@ import orbax.checkpoint as ocp
 
 from stylegan_jax.data.labels import LabelSpec
 from stylegan_jax.training.parallel import to_host
+from stylegan_jax.training.state import ADDED_FIELDS
 
 
 class CheckpointError(ValueError):
@@ -66,6 +71,16 @@ def non_finite_arrays(host_state) -> List[str]:
 def _first_line(error: BaseException) -> str:
     text = str(error).strip().splitlines()
     return f"{type(error).__name__}: {text[0][:200] if text else ''}"
+
+
+def _absent_added_fields(abstract_state, saved_shapes) -> List[str]:
+    """The fields of ADDED_FIELDS that abstract_state (a dataclass) has and the saved tree
+    lacks."""
+    if not dataclasses.is_dataclass(abstract_state):
+        return []
+    saved_fields = {name.split("/")[0] for name in saved_shapes}
+    return [f.name for f in dataclasses.fields(abstract_state)
+            if f.name in ADDED_FIELDS and f.name not in saved_fields]
 
 
 class Checkpointer:
@@ -128,9 +143,11 @@ class Checkpointer:
             raise CheckpointError(f"checkpoint {self.directory}/{step} is unreadable "
                                   f"({_first_line(e)})") from None
 
-    def restore(self, abstract_state, step: Optional[int] = None) -> Tuple[Any, Dict[str, Any]]:
+    def restore(self, abstract_state, step: Optional[int] = None,
+                defaults: Optional[Callable[[], Any]] = None) -> Tuple[Any, Dict[str, Any]]:
         """A checkpoint (default: the newest) as (state, meta); `abstract_state` gives shapes
-        and shardings."""
+        and shardings. Fields of ADDED_FIELDS the checkpoint lacks (it is older than they are)
+        take their values from `defaults()` if given, else the dataclass defaults."""
         step = self.latest_step() if step is None else step
         path = os.path.join(self.directory, str(step))
         older = [s for s in self.all_steps() if s < step]
@@ -143,6 +160,8 @@ class Checkpointer:
             raise CheckpointError(f"checkpoint {path} is unreadable ({_first_line(e)}); it was "
                                   f"left untouched: {advice}") from None
         wanted = _shapes(abstract_state)
+        absent = _absent_added_fields(abstract_state, saved_shapes)
+        wanted = {k: v for k, v in wanted.items() if k.split("/")[0] not in absent}
         for name in sorted(set(saved_shapes) | set(wanted)):
             if saved_shapes.get(name) != wanted.get(name):
                 raise CheckpointError(
@@ -150,17 +169,28 @@ class Checkpointer:
                     f"{saved_shapes.get(name, 'absent')}, this config needs "
                     f"{wanted.get(name, 'absent')}); it was left untouched: resume with the "
                     f"config it was trained with or use a new --workdir")
+        target = abstract_state
+        if absent:  # the saved fields only, as a dict in field order
+            target = {f.name: getattr(abstract_state, f.name)
+                      for f in dataclasses.fields(abstract_state) if f.name not in absent}
         try:
             restored = self._manager.restore(step, args=ocp.args.Composite(
-                state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore()))
+                state=ocp.args.StandardRestore(target), meta=ocp.args.JsonRestore()))
             state, meta = restored["state"], dict(restored["meta"])
-            checksum = state_checksum(to_host(state))
+            # The checksum runs over the leaves in the order they were saved: field order.
+            checksum = state_checksum(to_host([state[name] for name in target] if absent
+                                              else state))
         except Exception as e:  # pylint: disable=broad-except
             raise CheckpointError(f"checkpoint {path} is unreadable ({_first_line(e)}); it was "
                                   f"left untouched: {advice}") from None
         if meta.get("checksum") != checksum:
             raise CheckpointError(f"checkpoint {path} is corrupt (checksum {checksum} != saved "
                                   f"{meta.get('checksum')}); it was left untouched: {advice}")
+        if absent:
+            fresh = defaults() if defaults is not None else type(abstract_state)(**state)
+            filled = {name: jax.device_put(getattr(fresh, name), getattr(
+                getattr(abstract_state, name), "sharding", None)) for name in absent}
+            state = type(abstract_state)(**state, **filled)
         return state, meta
 
     def wait(self) -> None:

@@ -144,7 +144,7 @@ def train_and_evaluate(config, workdir: str, *, make_source: Optional[Callable] 
     if ckpt.latest_step() is not None:
         abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=repl),
                                 jax.eval_shape(init))
-        state, meta = ckpt.restore(abstract)
+        state, meta = ckpt.restore(abstract, defaults=init)
         stream.restore(meta.get("data"))
         logging.info("resumed %s at %.3f kimg", ckpt.directory, meta["nimg"] / 1000)
     else:

@@ -2,9 +2,14 @@
 
 Everything a resumed run needs is in `TrainState`, so a checkpoint of it restores G, D, the
 generator average, both Adam states, the step and image counters (hence the schedule position),
-the optimizer segment (`opt_segment`), the RNG and the tracked average w (StyleGAN users' most common
-resume complaint is that one of these silently resets).
+the optimizer segment (`opt_segment`), the RNG, the tracked average w and the augmentation
+probability with its controller's statistics (StyleGAN users' most common resume complaint is
+that one of these silently resets).
+
+Fields added after the first checkpoints were written (`ADDED_FIELDS`) have defaults; a checkpoint
+without them restores with those (`checkpoint.Checkpointer.restore`).
 """
+import dataclasses
 from typing import Any, Tuple
 
 import flax.struct
@@ -28,6 +33,14 @@ class TrainState:
     g_opt_state: Any         # Adam state of the generator
     d_opt_state: Any         # Adam state of the discriminator
     w_avg: jax.Array         # float32[dlatent]: moving average of w, for truncation
+    # float32: probability of each augmentation of D's inputs (augment.py; ADA adjusts it)
+    augment_p: jax.Array = dataclasses.field(default_factory=lambda: jnp.zeros((), jnp.float32))
+    # float32[2]: ADA's statistics since its last adjustment: sum of sign(D(real)), reals counted
+    ada_stats: jax.Array = dataclasses.field(default_factory=lambda: jnp.zeros((2,), jnp.float32))
+
+
+# Fields that checkpoints written before they existed lack: restored with their defaults.
+ADDED_FIELDS = ("augment_p", "ada_stats")
 
 
 def build_networks(config, label_size: int = 0) -> Tuple[Generator, Discriminator]:
@@ -73,7 +86,14 @@ def init_train_state(G: Generator, D: Discriminator, config, opt_segment: int = 
                       opt_segment=jnp.asarray(opt_segment, jnp.int32), rng=k_train,
                       g_params=g_params, d_params=d_params, g_ema_params=g_params,
                       g_opt_state=tx.init(g_params), d_opt_state=tx.init(d_params),
-                      w_avg=jnp.zeros((G.dlatent_size,), jnp.float32))
+                      w_avg=jnp.zeros((G.dlatent_size,), jnp.float32),
+                      augment_p=jnp.asarray(initial_augment_p(config), jnp.float32))
+
+
+def initial_augment_p(config) -> float:
+    """config.augment.p, or 0 for configs from before augmentation existed (no config.augment)."""
+    augment = config.get("augment")
+    return float(augment.p) if augment is not None else 0.0
 
 
 def reset_optimizers(state: TrainState, config, opt_segment) -> TrainState:

@@ -9,6 +9,11 @@
 2. `g_step`: G minimizes the non-saturating loss against the updated D, on fakes drawn with
    style-mixing regularization (`generate`), plus the ACGAN term (`conditional.acgan_g_loss`).
 3. `update_averages`: the generator average and the tracked average w.
+4. `augment.next_p`: ADA's probability p and its statistics (kind "ada"; "fixed" keeps p).
+
+Every image D sees (the reals, the D step's fakes, the reals inside R1 and in the
+matching-aware term, the G step's fakes) goes through config.augment (`discriminator_view`); R1
+is the gradient with respect to the reals before augmentation, as in the official ADA loss.
 
 Besides the losses and scores, the step's metrics hold `finite`: whether all of them are finite,
 one boolean the loop can fetch cheaply to stop a diverged run.
@@ -20,6 +25,9 @@ schedule, and tests redraw a step's fakes and labels from them):
     k_d, k_g = split(step_key)   the fakes of the D step and of the G step
     fold_in(step_key, 1)         the labels G is asked for (`requested_labels`)
     fold_in(step_key, 2)         the wrong labels of the matching-aware term (`wrong_labels`)
+    fold_in(step_key, 3 .. 7)    the augmentations of D's inputs (AUGMENT_STREAMS): the reals of
+                                 the D loss, the D step's fakes, the reals in R1, the G step's
+                                 fakes, the reals with wrong labels
 
 `make_train_step` checks the config once (`check_step_config`) and jits `train_step`.
 """
@@ -29,10 +37,30 @@ from typing import Callable, Dict
 import jax
 import jax.numpy as jnp
 
+from stylegan_jax import augment as augment_lib
 from stylegan_jax import conditional, layers, losses
 from stylegan_jax.networks import Discriminator, Generator, style_mixing, update_w_avg
 from stylegan_jax.training.state import TrainState, make_optimizer, optimizer_update
 from stylegan_jax.utils import cpu_compiler_options
+
+
+# fold_in(step_key, k) of each augmentation of D's inputs.
+AUGMENT_STREAMS = {"reals": 3, "fakes": 4, "r1": 5, "g_fakes": 6, "mismatch": 7}
+
+
+def no_augment(images, stream: str):
+    """D sees the images as they are."""
+    del stream
+    return images
+
+
+def discriminator_view(augment_cfg, p, step_key) -> Callable:
+    """view(images, stream): the images as D sees them under config.augment at probability p,
+    each stream (AUGMENT_STREAMS) with its own randomness from the step key."""
+    if augment_cfg.kind == "none":
+        return no_augment
+    return lambda images, stream: augment_lib.for_discriminator(
+        augment_cfg, p, jax.random.fold_in(step_key, AUGMENT_STREAMS[stream]), images)
 
 
 def fade_reals(images, alpha):
@@ -57,7 +85,9 @@ def is_matching_aware(D: Discriminator, loss_cfg) -> bool:
 
 
 def check_step_config(G: Generator, D: Discriminator, config, label_groups: conditional.Groups = ()):
-    """Raises a one-line ValueError if the step cannot train G and D with config.loss."""
+    """Raises a one-line ValueError if the step cannot train G and D with config.loss and
+    config.augment."""
+    augment_lib.check_config(config.augment)
     loss_cfg = config.loss
     conditional.check_fake_labels(loss_cfg.fake_labels)  # also when unconditional: no silent typo
     mismatch = is_matching_aware(D, loss_cfg)
@@ -112,24 +142,26 @@ def mismatch_term(critic, d_params, reals, wrong, weight: float):
 
 
 def d_step(state: TrainState, lr, tx, critic, reals, real_labels, fakes, fake_labels, wrong, *,
-           loss_cfg, apply_r1: bool, label_groups: conditional.Groups):
+           loss_cfg, apply_r1: bool, label_groups: conditional.Groups, augment=no_augment):
     """D minimizes the logistic loss of reals against fakes, + lazy R1 on the reals, + the
     matching-aware term (when `wrong` labels are given), + ACGAN's classification of the reals
-    (when D classifies). Returns (d_params, d_opt_state, metrics)."""
+    (when D classifies); D sees its inputs through augment(images, stream)
+    (`discriminator_view`). Returns (d_params, d_opt_state, metrics); metrics["real_sign"] is
+    E[sign(D(real))], ADA's overfitting measure."""
 
     def loss_fn(d_params):
-        real_scores, real_logits = critic(d_params, reals, real_labels)
-        fake_scores, _ = critic(d_params, fakes, fake_labels)
+        real_scores, real_logits = critic(d_params, augment(reals, "reals"), real_labels)
+        fake_scores, _ = critic(d_params, augment(fakes, "fakes"), fake_labels)
         loss = losses.d_logistic_loss(real_scores, fake_scores)
         r1 = jnp.zeros((), jnp.float32)
         if apply_r1 and loss_cfg.r1_gamma > 0:  # lazy R1: every r1_interval steps, k times heavier
-            r1 = losses.r1_penalty(lambda x: critic(d_params, x, real_labels)[0], reals,
-                                   loss_cfg.r1_gamma * loss_cfg.r1_interval)
+            r1 = losses.r1_penalty(lambda x: critic(d_params, augment(x, "r1"), real_labels)[0],
+                                   reals, loss_cfg.r1_gamma * loss_cfg.r1_interval)
         metrics = dict(d_loss=loss, r1_penalty=r1, real_score=jnp.mean(real_scores),
-                       fake_score=jnp.mean(fake_scores))
+                       fake_score=jnp.mean(fake_scores), real_sign=jnp.mean(jnp.sign(real_scores)))
         if wrong is not None:  # matching-aware D
-            metrics["d_mismatch"] = mismatch_term(critic, d_params, reals, wrong,
-                                                  loss_cfg.mismatch_weight)
+            metrics["d_mismatch"] = mismatch_term(critic, d_params, augment(reals, "mismatch"),
+                                                  wrong, loss_cfg.mismatch_weight)
             loss = loss + metrics["d_mismatch"]
         if real_logits is not None:  # ACGAN: D also classifies the reals
             metrics["d_acgan"] = conditional.acgan_d_loss(real_logits, real_labels, label_groups,
@@ -142,14 +174,15 @@ def d_step(state: TrainState, lr, tx, critic, reals, real_labels, fakes, fake_la
 
 
 def g_step(state: TrainState, lr, tx, critic, d_params, make_fakes, rng, labels, *, loss_cfg,
-           label_groups: conditional.Groups):
+           label_groups: conditional.Groups, augment=no_augment):
     """G minimizes the non-saturating loss of its fakes `make_fakes(g_params, rng)` against D at
-    d_params, + ACGAN's term for D recognizing the requested labels (when D classifies).
+    d_params (D seeing them through augment(images, "g_fakes")), + ACGAN's term for D
+    recognizing the requested labels (when D classifies).
     Returns (g_params, g_opt_state, the fakes' w, metrics)."""
 
     def loss_fn(g_params):
         images, w = make_fakes(g_params, rng)
-        scores, logits = critic(d_params, images, labels)
+        scores, logits = critic(d_params, augment(images, "g_fakes"), labels)
         metrics = dict(g_loss=losses.g_nonsaturating_loss(scores))
         if logits is not None:  # ACGAN: D's classifier should recognize the requested labels
             metrics["g_acgan"] = conditional.acgan_g_loss(logits, labels, label_groups,
@@ -189,6 +222,8 @@ def train_step(state: TrainState, batch: Dict[str, jax.Array], alpha, g_lr, d_lr
     labels = requested_labels(loss_cfg, k_labels, real_labels, label_groups)
     wrong = wrong_labels(D, loss_cfg, k_wrong, real_labels, label_groups)
     critic = functools.partial(critic_outputs, D, stage=stage, alpha=alpha)
+    p = augment_lib.step_p(config.augment, state.augment_p)
+    view = discriminator_view(config.augment, p, step_key)
     make_fakes = functools.partial(generate, G, labels=labels, batch_size=batch_size, stage=stage,
                                  alpha=alpha, mixing_prob=loss_cfg.style_mixing_prob)
 
@@ -196,15 +231,20 @@ def train_step(state: TrainState, batch: Dict[str, jax.Array], alpha, g_lr, d_lr
     reals = fade_reals(batch["image"].astype(jnp.float32), alpha)
     d_params, d_opt_state, d_metrics = d_step(
         state, d_lr, tx, critic, reals, real_labels, fakes, labels, wrong, loss_cfg=loss_cfg,
-        apply_r1=apply_r1, label_groups=label_groups)
+        apply_r1=apply_r1, label_groups=label_groups, augment=view)
     g_params, g_opt_state, w, g_metrics = g_step(
         state, g_lr, tx, critic, d_params, make_fakes, k_g, labels, loss_cfg=loss_cfg,
-        label_groups=label_groups)
+        label_groups=label_groups, augment=view)
     g_ema_params, w_avg = update_averages(state, g_params, w, batch_size, loss_cfg)
+    augment_p, ada_stats = augment_lib.next_p(config.augment, state.augment_p, state.ada_stats,
+                                              d_metrics["real_sign"], batch_size, state.step)
     new_state = state.replace(
         step=state.step + 1, nimg=state.nimg + batch_size, g_params=g_params, d_params=d_params,
-        g_ema_params=g_ema_params, g_opt_state=g_opt_state, d_opt_state=d_opt_state, w_avg=w_avg)
+        g_ema_params=g_ema_params, g_opt_state=g_opt_state, d_opt_state=d_opt_state, w_avg=w_avg,
+        augment_p=augment_p, ada_stats=ada_stats)
     metrics = {**d_metrics, **g_metrics}
+    if config.augment.kind != "none":
+        metrics["augment_p"] = p  # the p this step's augmentations used
     return new_state, dict(metrics, finite=jnp.all(jnp.isfinite(jnp.stack(list(metrics.values())))))
 
 

@@ -51,7 +51,8 @@ class SummaryWriter:
 
 
 class Reporter:
-    """tqdm bar (kimg, resolution, alpha, images/s, losses) plus TensorBoard, on process 0."""
+    """tqdm bar (kimg, resolution, alpha, images/s, losses, the augmentation p when there is
+    one) plus TensorBoard, on process 0."""
 
     def __init__(self, workdir: str, total_kimg: float, kimg: float, enabled: bool):
         self.enabled = enabled
@@ -72,7 +73,8 @@ class Reporter:
         self._last = (now, kimg)
         self._bar.set_postfix_str(
             f"{phase.shape[0]}x{phase.shape[1]} a={phase.alpha:.2f} {rate:.0f} img/s "
-            f"D={metrics['d_loss']:.3f} G={metrics['g_loss']:.3f}", refresh=False)
+            f"D={metrics['d_loss']:.3f} G={metrics['g_loss']:.3f}"
+            + (f" p={metrics['augment_p']:.3f}" if "augment_p" in metrics else ""), refresh=False)
         self._bar.update(round(kimg - self._bar.n, 3))
         self._writer.scalars(step, dict(metrics, kimg=kimg, lod=phase.lod, alpha=phase.alpha,
                                         minibatch=phase.minibatch, g_lr=phase.g_lr,
