@@ -18,10 +18,10 @@ each, so that "pre or post rotation" has probability p), with the official stren
 * g, general geometry: isotropic scaling (log2 std 0.2), rotation before and after anisotropic
   scaling (log2 std 0.2) by up to a full turn, fractional translation (std 1/8 of the image).
   Executed as the official code does: reflection padding, 2x upsampling with the sym6 wavelet
-  low-pass, bilinear sampling of the affine grid, filtered 2x downsampling. The padding is the
-  largest reflection (H-1 and W-1 pixels a side, where the official one is cut to the image's
-  transformed corners, at most that much); images with no geometric transform drawn are passed
-  through unchanged.
+  low-pass, bilinear sampling of the affine grid, filtered 2x downsampling. The padding is fixed
+  (shapes are static): H-1 and W-1 pixels a side, the official padding at its largest, plus the
+  filters' reach of 6 pixels (official Hz_pad * 2), so that 8x4 images are resampled as exactly
+  as large ones; images with no geometric transform drawn are passed through unchanged.
 * c, colour: brightness (std 0.2), contrast (log2 std 0.5), luma flip, hue rotation (up to a
   full turn) and saturation (log2 std 1) as one 4x4 affine map of RGB per image, about mid grey
   (0) and the luma axis (1, 1, 1) / sqrt(3).
@@ -233,7 +233,9 @@ def resample(images, g_inv):
     upsampling, bilinear sampling, 2x sym6 downsampling."""
     _, h, w, _ = images.shape
     margin = len(SYM6) // 4   # output border kept for the downsampling filter (official Hz_pad)
-    pad_y, pad_x = h - 1, w - 1
+    # The official padding at its largest, plus the filters' reach, so that small images (the
+    # first stages of progressive growing) are resampled as exactly as large ones.
+    pad_y, pad_x = h - 1 + 2 * margin, w - 1 + 2 * margin
     padded = jnp.pad(images, ((0, 0), (pad_y, pad_y), (pad_x, pad_x), (0, 0)), mode="reflect")
     up = upsample2x(upsample2x(padded, 1), 2)
     # Sampling grid: the output and its margin at twice the resolution. A sample at upsampled
