@@ -4,6 +4,7 @@
     python -m benchmarks.bench_train --cases=paper@32x32 --batch=16 --repeats=5
     python -m benchmarks.bench_train --dtype=bfloat16         # mixed precision (GPU/TPU)
     python -m benchmarks.bench_train --cases=demo_projection,demo_projection_plain,demo_acgan
+    python -m benchmarks.bench_train --cases=demo,demo_ada,demo_diffaug --repeats=10
 
 A step is what training runs: one D step with R1 (grad of grad through the blur) and one G step
 with style mixing, Adam updates and the generator average (stylegan_jax/training/steps.py),
@@ -20,7 +21,10 @@ Cases: "demo" is experiments/configs/demo.py at its last stage (64x32); "paper@R
 paper's network (fmap_base 8192, fmap_max 512, 512-d latents; experiments/configs/ffhq.py) grown
 to RES, fully faded in. The conditional demos take the synthetic portraits' labels (uniform
 random): "demo_acgan", "demo_projection" (with its matching-aware term, one more D pass on the
-reals) and "demo_projection_plain" (without it). Prints a table and one JSON line.
+reals) and "demo_projection_plain" (without it). "demo_ada" and "demo_diffaug" are the demo with
+augment.kind "ada" (at p = 0.5; the whole pipeline runs whatever p is) and "diffaug": the cost of
+augmenting every image D sees, R1 through the augmentation included. Prints a table and one JSON
+line.
 """
 import functools
 import json
@@ -42,6 +46,7 @@ from stylegan_jax.training.steps import generate, make_train_step
 from stylegan_jax.utils import exit_with_error
 
 DEFAULT_CASES = ("demo", "paper@32x32", "paper@64x64", "paper@128x128")
+AUGMENTED_CASES = {"demo_ada": ("ada", 0.5), "demo_diffaug": ("diffaug", 0.0)}  # kind, p
 CONDITIONAL_CASES = {"demo_acgan": demo_acgan.get_config, "demo_projection": demo_projection.get_config,
                      "demo_projection_plain": demo_projection.get_config}
 FLAGS = flags.FLAGS
@@ -81,10 +86,12 @@ def conv_fraction_of_peak(peak: float, batch: int, size: int, channels: int, rep
 
 def case_config(case: str, dtype: str):
     """(config, stage) for 'demo', a conditional demo (CONDITIONAL_CASES) or 'paper@HxW'."""
-    if case == "demo" or case in CONDITIONAL_CASES:
+    if case == "demo" or case in CONDITIONAL_CASES or case in AUGMENTED_CASES:
         config = CONDITIONAL_CASES.get(case, demo.get_config)()
         if case == "demo_projection_plain":
             config.loss.mismatch_weight = 0.0
+        if case in AUGMENTED_CASES:
+            config.augment.kind, config.augment.p = AUGMENTED_CASES[case]
         stage = config.model.num_stages - 1
     elif case.startswith("paper@"):
         config = ffhq.get_config()
@@ -96,7 +103,8 @@ def case_config(case: str, dtype: str):
         stage = stages[0]
         config.model.num_stages = stage + 1  # channel counts depend on the stage, not on this
     else:
-        raise ValueError(f"unknown case {case!r}: use 'demo', {', '.join(CONDITIONAL_CASES)} or "
+        raise ValueError(f"unknown case {case!r}: use 'demo', {', '.join(CONDITIONAL_CASES)}, "
+                         f"{', '.join(AUGMENTED_CASES)} or "
                          "'paper@HxW' (e.g. paper@64x64)")
     config.model.dtype = dtype
     config.fast_compile = False
@@ -247,7 +255,8 @@ def benchmark(cases=DEFAULT_CASES, batch: int = 16, repeats: int = 5, dtype: str
 def define_flags() -> None:
     """Defines the command's flags. Only run as a program: tests import several benchmarks into
     one process, and absl refuses a flag name (e.g. --repeats) defined twice."""
-    flags.DEFINE_list("cases", list(DEFAULT_CASES), f"comma-separated: demo, {', '.join(CONDITIONAL_CASES)}, paper@HxW")
+    flags.DEFINE_list("cases", list(DEFAULT_CASES), f"comma-separated: demo, {', '.join(CONDITIONAL_CASES)}, "
+                      f"{', '.join(AUGMENTED_CASES)}, paper@HxW")
     flags.DEFINE_integer("batch", 16, "images per step")
     flags.DEFINE_integer("repeats", 5, "timed steps per case")
     flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"], "dtype of the networks and the peak matmul")

@@ -39,6 +39,15 @@ def assert_matches_finite_differences(fn, params, grads, num_directions, h=1e-5,
         assert analytic == pytest.approx(float(numeric), rel=rel)
 
 
+# Training states: leaves by name, to compare runs leaf by leaf.
+
+def leaves_by_path(tree) -> dict:
+    """{'g_params/.../weight': numpy array} of every leaf of a pytree (e.g. a TrainState)."""
+    from stylegan_jax.training import checkpoint  # pylint: disable=import-outside-toplevel
+    return {checkpoint._path_str(p): np.asarray(x)  # pylint: disable=protected-access
+            for p, x in jax.tree_util.tree_flatten_with_path(tree)[0]}
+
+
 # Files: a digest that shows a directory was left untouched.
 
 def tree_digest(directory) -> dict:

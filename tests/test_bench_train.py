@@ -36,7 +36,9 @@ def test_case_names_map_to_the_paper_network_at_the_requested_stage():
     config, stage = bench_train.case_config("paper@64x64", "float32")
     assert stage == 4 and config.model.num_stages == 5 and config.generator.fmap_max == 512
     config, stage = bench_train.case_config("demo", "float32")
-    assert stage == config.model.num_stages - 1
+    assert stage == config.model.num_stages - 1 and config.augment.kind == "none"
+    config, _ = bench_train.case_config("demo_ada", "float32")
+    assert config.augment.kind == "ada" and config.augment.p == 0.5
     for bad in ("paper@48x48", "resnet"):
         try:
             bench_train.case_config(bad, "float32")

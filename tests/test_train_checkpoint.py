@@ -1,9 +1,12 @@
 """Checkpointer on a tiny stand-in TrainState: round trip, rotation, corrupt and mismatched data;
 the label spec a checkpoint's meta gives."""
+import dataclasses
 import glob
 import json
 import os
+from typing import Any
 
+import flax.struct
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -111,3 +114,38 @@ def test_label_spec_of_an_old_checkpoint_comes_from_its_data_source(tmp_path):
     assert checkpoint.label_spec(meta) == LabelSpec({"class": ("cats", "dogs")})
     with pytest.raises(ValueError, match="labels of size 3 but records no label spec"):
         checkpoint.label_spec(dict(meta, label_size=3))
+
+
+@flax.struct.dataclass
+class StateBeforeAugmentation:
+    """TrainState as it was before the augmentation fields (state.ADDED_FIELDS) existed."""
+    step: jax.Array
+    nimg: jax.Array
+    opt_segment: jax.Array
+    rng: jax.Array
+    g_params: Any
+    d_params: Any
+    g_ema_params: Any
+    g_opt_state: Any
+    d_opt_state: Any
+    w_avg: jax.Array
+
+
+def test_checkpoint_from_before_augmentation_restores_with_the_defaults(tmp_path):
+    new = tiny_state(4)
+    old = StateBeforeAugmentation(**{f.name: getattr(new, f.name)
+                                     for f in dataclasses.fields(StateBeforeAugmentation)})
+    ckpt = checkpoint.Checkpointer(str(tmp_path / "ck"), keep=3)
+    ckpt.save(old, {"nimg": 32})
+    ckpt.close()
+    ckpt = checkpoint.Checkpointer(str(tmp_path / "ck"), keep=3)
+    restored, meta = ckpt.restore(abstract(new))
+    assert isinstance(restored, state_lib.TrainState) and meta["nimg"] == 32
+    for name in (f.name for f in dataclasses.fields(StateBeforeAugmentation)):
+        for got, want in zip(jax.tree.leaves(getattr(restored, name)),
+                             jax.tree.leaves(getattr(new, name)), strict=True):
+            np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+    assert float(restored.augment_p) == 0.0 and restored.ada_stats.tolist() == [0.0, 0.0]
+    # A run that resumes it takes the added fields from its fresh state (e.g. config.augment.p).
+    fresh = tiny_state(0).replace(augment_p=jnp.float32(0.25))
+    assert float(ckpt.restore(abstract(new), defaults=lambda: fresh)[0].augment_p) == 0.25

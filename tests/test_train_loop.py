@@ -23,7 +23,7 @@ from stylegan_jax import losses
 from stylegan_jax.data import tf_cpu
 from stylegan_jax.training import checkpoint, loop, parallel, state as state_lib, steps
 from stylegan_jax.utils import cpu_compiler_options
-from helpers import tree_digest
+from helpers import leaves_by_path, tree_digest
 
 pytestmark = pytest.mark.slow
 
@@ -49,11 +49,6 @@ def initial_state():
     return jax.jit(functools.partial(state_lib.init_train_state, G, D, config),
                    out_shardings=parallel.replicated(parallel.make_mesh()),
                    compiler_options=cpu_compiler_options(True))()
-
-
-def leaves_by_path(tree):
-    return {checkpoint._path_str(p): np.asarray(x)  # pylint: disable=protected-access
-            for p, x in jax.tree_util.tree_flatten_with_path(tree)[0]}
 
 
 @pytest.fixture(scope="module")
