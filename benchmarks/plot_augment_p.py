@@ -67,7 +67,7 @@ def _panel(draw, box, runs, y_range, title, target=None):
         draw.text((left - 34, py - 6), f"{y:.1f}", fill=(0, 0, 0))
         px, _ = to_px(frac * x_max, y0)
         draw.line([(px, bottom), (px, bottom + 4)], fill=(0, 0, 0))
-        draw.text((px - 10, bottom + 6), f"{frac * x_max:.0f}", fill=(0, 0, 0))
+        draw.text((px - 10, bottom + 6), f"{frac * x_max:.3g}", fill=(0, 0, 0))
     if target is not None:
         _, py = to_px(0, target)
         for x in range(int(left), int(right), 8):

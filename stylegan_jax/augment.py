@@ -192,13 +192,17 @@ def _pad_axis(x, before: int, after: int, axis: int):
 
 def upsample2x(x, axis: int, taps=SYM6):
     """2x upsampling along `axis`: zeros inserted after each sample, then the gain-2 low-pass
-    (official upfirdn2d.upsample2d, per axis)."""
+    (official upfirdn2d.upsample2d with its padding, per axis), computed polyphase: the even and
+    the odd outputs are each a FIR of the input with every second tap, no zeros multiplied."""
     f = [2.0 * v / sum(taps) for v in taps[::-1]]   # a convolution: the taps reversed
+    assert len(f) == 12, "the phases below are worked out for sym6's 12 taps"
+    length = x.shape[axis]
+    padded = _pad_axis(x, 3, 3, axis)
+    even = _fir(jax.lax.slice_in_dim(padded, 0, length + 5, axis=axis), f[0::2], axis)
+    odd = _fir(jax.lax.slice_in_dim(padded, 1, length + 6, axis=axis), f[1::2], axis)
     shape = list(x.shape)
     shape[axis] *= 2
-    z = jnp.stack([x, jnp.zeros_like(x)], axis=axis + 1).reshape(shape)
-    n = len(taps)
-    return _fir(_pad_axis(z, (n + 1) // 2, (n - 2) // 2, axis), f, axis)
+    return jnp.stack([even, odd], axis=axis + 1).reshape(shape)
 
 
 def downsample2x(x, axis: int, crop: int, taps=SYM6):
