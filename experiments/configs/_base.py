@@ -88,6 +88,10 @@ def get_base_config() -> ml_collections.ConfigDict:
     config.loss = ml_collections.ConfigDict()
     config.loss.r1_gamma = 10.0                  # R1 weight on real images (0 = off)
     config.loss.r1_interval = 1                  # lazy R1: every k steps, weighted by k (1 = every step)
+    config.loss.r1_resolution = "full"           # "full" (official): R1 as if taken on the reals
+                                                 # upscaled to the final resolution, so a stage k
+                                                 # doublings below it weighs gamma / 4^k; "stage":
+                                                 # gamma at every stage's own resolution
     config.loss.style_mixing_prob = 0.9          # mixing regularization (StyleGAN section 3.1)
     config.loss.g_ema_half_life_kimg = 10.0      # half-life of the generator weight average
     config.loss.w_avg_beta = 0.995               # decay of the tracked average w (truncation)

@@ -3,12 +3,15 @@
 `train_step` follows the official StyleGAN loop:
 
 1. `d_step`: D minimizes the logistic loss of the reals against G's fakes, plus R1 on the reals
-   (lazy: every loss.r1_interval steps, that many times heavier), plus the conditional terms of
-   its config: the ACGAN classification of the reals (`conditional.acgan_d_loss`) and the
-   matching-aware term (`mismatch_term`).
+   (lazy: every loss.r1_interval steps, that many times heavier; weighted per stage as the
+   official run weights it, `r1_gamma`), plus the conditional terms of its config: the ACGAN
+   classification of the reals (`conditional.acgan_d_loss`) and the matching-aware term
+   (`mismatch_term`).
 2. `g_step`: G minimizes the non-saturating loss against the updated D, on fakes drawn with
    style-mixing regularization (`generate`), plus the ACGAN term (`conditional.acgan_g_loss`).
-3. `update_averages`: the generator average and the tracked average w.
+3. `update_averages`: the generator average, and the tracked average w moved toward the w's of
+   both the D step's and the G step's fakes (the official G updates it whenever it maps latents
+   in training, once in each step).
 
 Besides the losses and scores, the step's metrics hold `finite`: whether all of them are finite,
 one boolean the loop can fetch cheaply to stop a diverged run.
@@ -34,11 +37,32 @@ from stylegan_jax.networks import Discriminator, Generator, style_mixing, update
 from stylegan_jax.training.state import TrainState, make_optimizer, optimizer_update
 from stylegan_jax.utils import cpu_compiler_options
 
+R1_RESOLUTIONS = ("full", "stage")  # loss.r1_resolution: see r1_gamma
+
 
 def fade_reals(images, alpha):
     """Blend the reals toward their 2x-coarser version while a stage fades in (official
     process_reals 'FadeLOD'), so D sees real images as blurred as the fading-in fakes."""
     return layers.lerp(images, layers.upscale(layers.downscale(images)), 1.0 - alpha)
+
+
+def r1_gamma(loss_cfg, stage: int, num_stages: int) -> float:
+    """The weight R1 has at `stage`, lazy-R1 factor included (loss.r1_interval).
+
+    The official run feeds D the reals nearest-upscaled to the final resolution, and D
+    box-downscales them back to the stage's resolution: its R1 gradient is taken with respect to
+    the full-resolution image. Each pixel of a stage image is the mean of 4^k full-resolution
+    pixels (k = num_stages - 1 - stage doublings), so that gradient is the stage gradient spread
+    over them, 1/4^k each, and its squared norm is the stage one divided by 4^k.
+    loss.r1_resolution "full" (the default) weights the penalty on the stage images by that
+    1/4^k, which is exactly the official penalty; "stage" takes it at the stage's resolution with
+    the same gamma at every stage, 4^k times stronger than the official one below the last stage.
+    """
+    if loss_cfg.r1_resolution not in R1_RESOLUTIONS:
+        raise ValueError(f"loss.r1_resolution must be one of {', '.join(R1_RESOLUTIONS)}, "
+                         f"not {loss_cfg.r1_resolution!r}")
+    doublings = num_stages - 1 - stage if loss_cfg.r1_resolution == "full" else 0
+    return loss_cfg.r1_gamma * loss_cfg.r1_interval / 4.0**doublings
 
 
 def ema_beta(batch_size: int, half_life_kimg: float) -> float:
@@ -60,6 +84,7 @@ def check_step_config(G: Generator, D: Discriminator, config, label_groups: cond
     """Raises a one-line ValueError if the step cannot train G and D with config.loss."""
     loss_cfg = config.loss
     conditional.check_fake_labels(loss_cfg.fake_labels)  # also when unconditional: no silent typo
+    r1_gamma(loss_cfg, 0, G.num_stages)  # an unknown loss.r1_resolution fails here, not in a trace
     mismatch = is_matching_aware(D, loss_cfg)
     if mismatch and D.conditioning not in ("projection", "switch"):
         raise ValueError(f"loss.mismatch_weight needs a D that scores labels (conditioning projection "
@@ -112,19 +137,18 @@ def mismatch_term(critic, d_params, reals, wrong, weight: float):
 
 
 def d_step(state: TrainState, lr, tx, critic, reals, real_labels, fakes, fake_labels, wrong, *,
-           loss_cfg, apply_r1: bool, label_groups: conditional.Groups):
-    """D minimizes the logistic loss of reals against fakes, + lazy R1 on the reals, + the
-    matching-aware term (when `wrong` labels are given), + ACGAN's classification of the reals
-    (when D classifies). Returns (d_params, d_opt_state, metrics)."""
+           loss_cfg, gamma: float, label_groups: conditional.Groups):
+    """D minimizes the logistic loss of reals against fakes, + R1 on the reals weighted by gamma
+    (0: not this step), + the matching-aware term (when `wrong` labels are given), + ACGAN's
+    classification of the reals (when D classifies). Returns (d_params, d_opt_state, metrics)."""
 
     def loss_fn(d_params):
         real_scores, real_logits = critic(d_params, reals, real_labels)
         fake_scores, _ = critic(d_params, fakes, fake_labels)
         loss = losses.d_logistic_loss(real_scores, fake_scores)
         r1 = jnp.zeros((), jnp.float32)
-        if apply_r1 and loss_cfg.r1_gamma > 0:  # lazy R1: every r1_interval steps, k times heavier
-            r1 = losses.r1_penalty(lambda x: critic(d_params, x, real_labels)[0], reals,
-                                   loss_cfg.r1_gamma * loss_cfg.r1_interval)
+        if gamma > 0:
+            r1 = losses.r1_penalty(lambda x: critic(d_params, x, real_labels)[0], reals, gamma)
         metrics = dict(d_loss=loss, r1_penalty=r1, real_score=jnp.mean(real_scores),
                        fake_score=jnp.mean(fake_scores))
         if wrong is not None:  # matching-aware D
@@ -160,13 +184,17 @@ def g_step(state: TrainState, lr, tx, critic, d_params, make_fakes, rng, labels,
     return (*optimizer_update(tx, state.g_params, state.g_opt_state, grads, lr), w, metrics)
 
 
-def update_averages(state: TrainState, g_params, w, batch_size: int, loss_cfg):
+def update_averages(state: TrainState, g_params, ws, batch_size: int, loss_cfg):
     """(g_ema_params, w_avg): the generator average (half-life loss.g_ema_half_life_kimg) moved
-    toward g_params, and the tracked w (decay loss.w_avg_beta) toward this step's w."""
+    toward g_params, and the tracked w (decay loss.w_avg_beta) toward each of `ws` in turn (the
+    w's of this step's D-step fakes, then of its G-step fakes)."""
     beta = ema_beta(batch_size, loss_cfg.g_ema_half_life_kimg)
     g_ema_params = jax.tree.map(lambda avg, p: layers.lerp(p, avg, beta), state.g_ema_params,
                                 g_params)
-    return g_ema_params, update_w_avg(state.w_avg, jax.lax.stop_gradient(w), loss_cfg.w_avg_beta)
+    w_avg = state.w_avg
+    for w in ws:
+        w_avg = update_w_avg(w_avg, jax.lax.stop_gradient(w), loss_cfg.w_avg_beta)
+    return g_ema_params, w_avg
 
 
 def train_step(state: TrainState, batch: Dict[str, jax.Array], alpha, g_lr, d_lr, *,
@@ -192,15 +220,16 @@ def train_step(state: TrainState, batch: Dict[str, jax.Array], alpha, g_lr, d_lr
     make_fakes = functools.partial(generate, G, labels=labels, batch_size=batch_size, stage=stage,
                                  alpha=alpha, mixing_prob=loss_cfg.style_mixing_prob)
 
-    fakes = jax.lax.stop_gradient(make_fakes(state.g_params, k_d)[0])
+    fakes, w_d = jax.lax.stop_gradient(make_fakes(state.g_params, k_d))
     reals = fade_reals(batch["image"].astype(jnp.float32), alpha)
     d_params, d_opt_state, d_metrics = d_step(
         state, d_lr, tx, critic, reals, real_labels, fakes, labels, wrong, loss_cfg=loss_cfg,
-        apply_r1=apply_r1, label_groups=label_groups)
+        gamma=r1_gamma(loss_cfg, stage, G.num_stages) if apply_r1 else 0.0,
+        label_groups=label_groups)
     g_params, g_opt_state, w, g_metrics = g_step(
         state, g_lr, tx, critic, d_params, make_fakes, k_g, labels, loss_cfg=loss_cfg,
         label_groups=label_groups)
-    g_ema_params, w_avg = update_averages(state, g_params, w, batch_size, loss_cfg)
+    g_ema_params, w_avg = update_averages(state, g_params, (w_d, w), batch_size, loss_cfg)
     new_state = state.replace(
         step=state.step + 1, nimg=state.nimg + batch_size, g_params=g_params, d_params=d_params,
         g_ema_params=g_ema_params, g_opt_state=g_opt_state, d_opt_state=d_opt_state, w_avg=w_avg)
