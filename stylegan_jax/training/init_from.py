@@ -103,7 +103,10 @@ def _checkpoint_source(path: str) -> Source:
                           f"training workdir or one of its checkpoints/<step> directories")
     ckpt = checkpoint.Checkpointer(ckpt_dir, keep=1000, read_only=True)
     try:
-        meta = ckpt.read_meta(step)
+        try:
+            meta = ckpt.read_meta(step)
+        except FileNotFoundError as e:
+            raise ConfigError(f"config.init_from: {e}") from None
         config = ml_collections.ConfigDict(meta["config"])
         spec = checkpoint.label_spec(meta)
         G, D = state_lib.build_networks(config, spec.dim if spec is not None else 0)
