@@ -19,6 +19,7 @@ TIERS = (
     ("utils", "atomic", "serving"),  # generic helpers, atomic file writes, running an HTTP server
     ("layers",),                     # equalized-LR layers, blur, AdaIN
     ("losses", "networks"),          # GAN losses; the generator and discriminator
+    ("pretrained",),                 # networks trained elsewhere (NVIDIA's StyleGAN v1 pickles)
     ("data",),                       # datasets, the input pipeline, LabelSpec
     ("conditional",),                # labels in the networks and losses
     ("prep",),                       # dataset preparation, writing data's prepared format

@@ -25,6 +25,15 @@ def get_base_config() -> ml_collections.ConfigDict:
     config.fast_compile = False            # XLA:CPU only: skip LLVM optimizations of the train
                                            # step (compiles ~2x faster, runs slower; for tests)
 
+    config.init_from = config_dict.placeholder(str)  # start from trained networks: a StyleGAN
+                                           # v1 .pkl, a workdir or a checkpoints/<step> dir (G,
+                                           # D, G average, tracked w; fresh Adam), at the kimg
+                                           # where the schedule reaches its stage (fine-tuning;
+                                           # ignored when the workdir already has a checkpoint)
+    config.freeze_d_blocks = 0             # FreezeD (arXiv 2002.10964): D's blocks nearest the
+                                           # input (highest resolutions, with their fromRGB) that
+                                           # are not updated; 0 = none
+
     config.data = ml_collections.ConfigDict()
     config.data.source = "ffhq"            # make_pipeline source: TFDS name, prepared dir, folder:..
     config.data.data_dir = config_dict.placeholder(str)  # TFDS data_dir (None = TFDS default)

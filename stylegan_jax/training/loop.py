@@ -28,7 +28,8 @@ from stylegan_jax import conditional
 from stylegan_jax.atomic import write_json_atomically
 from stylegan_jax.data import prepared
 from stylegan_jax.networks import stage_shape
-from stylegan_jax.training import checkpoint, parallel, quality, samples, schedule, state as state_lib
+from stylegan_jax.training import (checkpoint, init_from, parallel, quality, samples, schedule,
+                                   state as state_lib)
 from stylegan_jax.training.data_stream import DataStream
 from stylegan_jax.training.preemption import PreemptionWatcher
 from stylegan_jax.training.steps import make_train_step
@@ -151,6 +152,11 @@ def train_and_evaluate(config, workdir: str, *, make_source: Optional[Callable] 
         logging.info("resumed %s at %.3f kimg", ckpt.directory, meta["nimg"] / 1000)
     else:
         state = init()
+        if config.get("init_from"):  # fine-tuning: G, D and the averages of trained networks
+            source = init_from.load_source(config.init_from)
+            state = jax.device_put(init_from.initial_state(state, config, source), repl)
+            logging.info("starting from %s (stage %d) at %.3f kimg", source.description,
+                         source.stage, int(state.nimg) / 1000)
     step, nimg, opt_segment = (int(x) for x in parallel.to_host((state.step, state.nimg,
                                                                  state.opt_segment)))
 

@@ -34,7 +34,7 @@ import jax.numpy as jnp
 
 from stylegan_jax import conditional, layers, losses
 from stylegan_jax.networks import Discriminator, Generator, style_mixing, update_w_avg
-from stylegan_jax.training.state import TrainState, make_optimizer, optimizer_update
+from stylegan_jax.training.state import TrainState, frozen_d_layers, make_optimizer, optimizer_update
 from stylegan_jax.utils import cpu_compiler_options
 
 R1_RESOLUTIONS = ("full", "stage")  # loss.r1_resolution: see r1_gamma
@@ -83,6 +83,7 @@ def is_matching_aware(D: Discriminator, loss_cfg) -> bool:
 def check_step_config(G: Generator, D: Discriminator, config, label_groups: conditional.Groups = ()):
     """Raises a one-line ValueError if the step cannot train G and D with config.loss."""
     loss_cfg = config.loss
+    frozen_d_layers(D, config.get("freeze_d_blocks", 0))  # a ConfigError when out of range
     conditional.check_fake_labels(loss_cfg.fake_labels)  # also when unconditional: no silent typo
     r1_gamma(loss_cfg, 0, G.num_stages)  # an unknown loss.r1_resolution fails here, not in a trace
     mismatch = is_matching_aware(D, loss_cfg)
@@ -137,10 +138,11 @@ def mismatch_term(critic, d_params, reals, wrong, weight: float):
 
 
 def d_step(state: TrainState, lr, tx, critic, reals, real_labels, fakes, fake_labels, wrong, *,
-           loss_cfg, gamma: float, label_groups: conditional.Groups):
+           loss_cfg, gamma: float, label_groups: conditional.Groups, frozen=()):
     """D minimizes the logistic loss of reals against fakes, + R1 on the reals weighted by gamma
     (0: not this step), + the matching-aware term (when `wrong` labels are given), + ACGAN's
-    classification of the reals (when D classifies). Returns (d_params, d_opt_state, metrics)."""
+    classification of the reals (when D classifies); the layers named in `frozen` are not
+    updated. Returns (d_params, d_opt_state, metrics)."""
 
     def loss_fn(d_params):
         real_scores, real_logits = critic(d_params, reals, real_labels)
@@ -162,7 +164,7 @@ def d_step(state: TrainState, lr, tx, critic, reals, real_labels, fakes, fake_la
         return loss + r1, metrics
 
     grads, metrics = jax.grad(loss_fn, has_aux=True)(state.d_params)
-    return (*optimizer_update(tx, state.d_params, state.d_opt_state, grads, lr), metrics)
+    return (*optimizer_update(tx, state.d_params, state.d_opt_state, grads, lr, frozen), metrics)
 
 
 def g_step(state: TrainState, lr, tx, critic, d_params, make_fakes, rng, labels, *, loss_cfg,
@@ -225,7 +227,7 @@ def train_step(state: TrainState, batch: Dict[str, jax.Array], alpha, g_lr, d_lr
     d_params, d_opt_state, d_metrics = d_step(
         state, d_lr, tx, critic, reals, real_labels, fakes, labels, wrong, loss_cfg=loss_cfg,
         gamma=r1_gamma(loss_cfg, stage, G.num_stages) if apply_r1 else 0.0,
-        label_groups=label_groups)
+        label_groups=label_groups, frozen=frozen_d_layers(D, config.get("freeze_d_blocks", 0)))
     g_params, g_opt_state, w, g_metrics = g_step(
         state, g_lr, tx, critic, d_params, make_fakes, k_g, labels, loss_cfg=loss_cfg,
         label_groups=label_groups)
