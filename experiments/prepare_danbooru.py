@@ -75,21 +75,24 @@ def prepare_danbooru(metadata: str, images: str, out: str, *, shape=(512, 256),
 
 
 def filter_warnings(metadata_stats: dict, removed: dict) -> list[str]:
-    """Warnings for metadata that gave no post, or a filter that removed most of the posts."""
+    """Warnings for metadata that gave no post, or a filter that removed more than DOMINANT_FRACTION
+    of the posts that reached it (the filters apply in order)."""
     posts = metadata_stats.get("posts", 0)
     if posts == 0:
         return [f"the metadata gave no post ({metadata_stats.get('malformed', 0)} malformed records): is --metadata "
                 "the release's posts files?"]
-    warnings = []
+    warnings, reaching = [], posts
     for reason, count in removed.items():
-        if count > DOMINANT_FRACTION * posts:
-            warnings.append(f"the {reason} filter removed {count} of {posts} posts ({count / posts:.0%}): "
-                            f"check its flag ({FILTER_FLAGS[reason]})")
+        if reaching and count > DOMINANT_FRACTION * reaching:
+            warnings.append(f"the {reason} filter removed {count} of the {reaching} posts it saw "
+                            f"({count / reaching:.0%}): check {FILTER_FLAGS[reason]}")
+        reaching -= count
     return warnings
 
 
 # The flag behind each metadata filter, for the warnings.
-FILTER_FLAGS = {"not_a_still_image": "videos and archives are never kept", "rating": "--ratings",
+FILTER_FLAGS = {"not_a_still_image": "the metadata (videos and archives are never kept)",
+                "rating": "--ratings (before 2022 the dumps rate s = safe, and have no g)",
                 "too_few_favs": "--min_favs", "too_old": "--max_age_years, --reference_date",
                 "too_small": "--min_size, --shape", "excluded_tag": "--exclude_tags"}
 

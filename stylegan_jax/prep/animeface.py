@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import ctypes
 import glob
-import importlib.util
 import os
 
 import numpy as np
@@ -53,10 +52,11 @@ class _FacePosition(ctypes.Structure):  # nv_face_detect.h: nv_face_position_t
 
 def library_path() -> str:
     """The nvxs shared library the installed animeface package ships; raises DetectorBroken."""
-    spec = importlib.util.find_spec("animeface")
-    if spec is None or not spec.submodule_search_locations:
-        raise DetectorBroken(f"the animeface detector needs the animeface package: {INSTALL_HINT}")
-    package_dir = list(spec.submodule_search_locations)[0]
+    try:
+        import animeface  # optional dependency: only its library is used
+    except ImportError as error:
+        raise DetectorBroken(f"the animeface detector needs the animeface package: {INSTALL_HINT}") from error
+    package_dir = os.path.dirname(os.path.abspath(animeface.__file__))
     site = os.path.dirname(package_dir)
     found = sorted(glob.glob(os.path.join(site, "animeface.libs", "libnvxs*.so*"))
                    + glob.glob(os.path.join(package_dir, "libnvxs*.so*")))
