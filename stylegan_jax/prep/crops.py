@@ -19,7 +19,7 @@ square at the training resolution, finds no face at least that sure there: a sec
 the generator will see, that drops detections on things that are not a character's face.
 
 Margins: AnimeFace boxes run from the brows to the chin; margin 0.4 keeps the whole head (hair
-crown, hairbands) in the face square of drawn characters (docs/images/anime_crops.png shows real
+crown, hairbands) in the face square of drawn characters (docs/images/anime_crops.jpg shows real
 crops at 0.2, 0.3, 0.4); 0.3 for OpenCV's frontal-face cascade, whose boxes include the forehead.
 """
 from __future__ import annotations
