@@ -10,7 +10,7 @@ import io
 import itertools
 import json
 import os
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 from PIL import Image, PngImagePlugin
@@ -192,9 +192,14 @@ def attribute_spectrum(explorer, direction: Direction, seed: int, strengths: Seq
 
 
 def interpolation_frames(explorer, seeds: Sequence[int], num_frames: int,
-                         out_dir: Optional[str] = None, *, space: str = "w", psi: float = 1.0) -> Tuple[np.ndarray, np.ndarray]:
+                         out_dir: Optional[str] = None, *, space: str = "w", psi: float = 1.0,
+                         chunk: Optional[int] = None, progress: Optional[Callable] = None
+                         ) -> Tuple[np.ndarray, np.ndarray]:
     """A walk through the seeds' latents (lerp in W or slerp in Z), num_frames per leg;
-    written as frames + settings.json when out_dir is given. Returns (uint8 frames, their w)."""
+    written as frames + settings.json when out_dir is given. Returns (uint8 frames, their w).
+
+    chunk: synthesize this many frames per call (the last call padded to the same size, so one
+    program serves all), calling progress(frames done, total) after each; None = all at once."""
     if space not in ("w", "z"):
         raise ValueError(f"unknown interpolation space {space!r}: choose 'w' or 'z'")
     if len(seeds) < 2 or num_frames < 2:
@@ -208,7 +213,15 @@ def interpolation_frames(explorer, seeds: Sequence[int], num_frames: int,
     else:
         w = explorer.w_from_seeds(seeds, psi=psi)
         ws = np.concatenate([lerp_w(w[i], w[i + 1], t) for i in range(len(seeds) - 1)] + [w[-1:]])
-    images = explorer.synthesize(ws).uint8
+    step = len(ws) if chunk is None else int(chunk)
+    images = []
+    for start in range(0, len(ws), step):
+        part = ws[start:start + step]
+        padded = np.concatenate([part, np.repeat(part[-1:], step - len(part), axis=0)])
+        images.append(explorer.synthesize(padded).uint8[:len(part)])
+        if progress is not None:
+            progress(start + len(part), len(ws))
+    images = np.concatenate(images)
     if out_dir is not None:
         _new_folder(out_dir)
         _save_frames(out_dir, images, ws)
@@ -219,10 +232,15 @@ def interpolation_frames(explorer, seeds: Sequence[int], num_frames: int,
 
 
 def oscillation_frames(explorer, recipe: Recipe, w, num_frames: int = 24, *, low: float = 0.0,
-                       high: float = 1.0) -> np.ndarray:
-    """An edit's amount going low -> high -> low over num_frames (a talking mouth): uint8 frames."""
+                       high: float = 1.0, progress: Optional[Callable] = None) -> np.ndarray:
+    """An edit's amount going low -> high -> low over num_frames (a talking mouth): uint8 frames.
+    progress(frames done, total) is called after each frame when given."""
     phase = np.arange(num_frames) / num_frames
     scales = low + (high - low) * 0.5 * (1 - np.cos(2 * np.pi * phase))
     w = explorer.check_w(w)[:1]
-    return np.concatenate([apply_recipe(explorer, recipe, w, amount_scale=float(s))[0].uint8
-                           for s in tqdm(scales, desc="frames", leave=False)])
+    frames = []
+    for s in tqdm(scales, desc="frames", leave=False):
+        frames.append(apply_recipe(explorer, recipe, w, amount_scale=float(s))[0].uint8)
+        if progress is not None:
+            progress(len(frames), num_frames)
+    return np.concatenate(frames)
