@@ -142,7 +142,7 @@ class Api:
         """A request's recipe (RecipeJSON or None) read and checked against the model."""
         if recipe is None:
             return Recipe()
-        obj = recipe.model_dump() if isinstance(recipe, m.RecipeJSON) else recipe
+        obj = recipe.model_dump(mode="json") if isinstance(recipe, m.RecipeJSON) else recipe
         return Recipe.from_json(obj, self.ex).check(self.ex)
 
     def _image_reply(self, w, recipe, noise_mode):

@@ -49,6 +49,35 @@ export function debounce(fn, ms) {
   };
 }
 
+// Long work (exports, seed grids) runs as a job on the server: POST /api/jobs/<kind> starts it,
+// GET /api/jobs/<id> reports progress (shown in #job-progress), the result is fetched when done.
+// Returns the result's Response.
+export async function runJob(kind, body) {
+  const job = await api("jobs/" + kind, body);
+  const progress = $("#job-progress");
+  setBusy(1);
+  try {
+    let state = job;
+    while (state.status === "queued" || state.status === "running") {
+      progress.hidden = false;
+      progress.value = state.progress;
+      progress.title = `${kind}: ${state.done} of ${state.total}`;
+      await new Promise((resolve) => setTimeout(resolve, 250));
+      state = await (await fetch("/api/jobs/" + job.id)).json();
+    }
+    const response = await fetch("/api/jobs/" + job.id + "/result");
+    if (!response.ok) throw new Error((await response.json()).error || response.statusText);
+    $("#error").textContent = "";
+    return response;
+  } catch (e) {
+    $("#error").textContent = e.message;
+    throw e;
+  } finally {
+    progress.hidden = true;
+    setBusy(-1);
+  }
+}
+
 export function download(filename, url) {
   const link = document.createElement("a");
   link.href = url;
