@@ -256,9 +256,8 @@ def test_host_and_origin_are_checked(server):
     assert strict(raw)["provenance"]["source"] == "generator.npz"  # no absolute path
 
 
-def test_allow_host_adds_a_name():
-    explorer = Explorer(random_bundle(seed=3), fast_compile=True)
-    with serving_in_background(make_server(explorer, port=0, allow_hosts=["mybox.local"])) as srv:
+def test_allow_host_adds_a_name(server):
+    with serving_in_background(make_server(server.api.ex, port=0, allow_hosts=["mybox.local"])) as srv:
         port = srv.server_address[1]
         assert call(srv, "/api/info", headers={"Host": f"mybox.local:{port}"})[0] == 200
         assert call(srv, "/api/info", headers={"Host": f"other.local:{port}"})[0] == 403
@@ -279,10 +278,12 @@ def test_openapi_and_docs_are_served_without_outside_urls(server):
         assert asset in html and call(server, asset)[0] == 200
 
 
+@pytest.mark.slow  # about 6 s
 def test_exports_run_as_jobs_while_quick_requests_answer(server):
     """A 240-frame GIF, enlarged 16 times, runs as a job: /api/info and renders answer while it
     runs; its progress rises and its result downloads as the file."""
     edit = recipe(amount=2.0, channels="0-15")
+    assert call(server, "/api/render", {"seed": 2})[0] == 200  # compiled before the timing
     status, raw, _ = call(server, "/api/jobs/export", {"kind": "gif", "seed": 1, "recipe": edit,
                                                        "frames": 240, "scale": 16})
     job = strict(raw)

@@ -1,6 +1,6 @@
 // The explorer page (ES modules, no build step): core.js = shared state and plumbing, editor.js =
 // gallery, rendering, painting and edit tabs, app.js = two-image tools, exports and wiring. It talks
-// to the JSON API of stylegan_jax/explore/server.py (see handlers.py for each endpoint's fields).
+// to the JSON API of stylegan_jax/explore/server.py (api_models.py has each endpoint's fields; /docs shows them).
 
 export const $ = (selector) => document.querySelector(selector);
 export const state = {
