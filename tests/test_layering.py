@@ -20,6 +20,7 @@ TIERS = (
     ("layers",),                     # equalized-LR layers, blur, AdaIN
     ("losses", "networks", "augment"),  # GAN losses; the generator and discriminator; D's
                                      # input augmentations (ADA, DiffAugment)
+    ("pretrained",),                 # networks trained elsewhere (NVIDIA's StyleGAN v1 pickles)
     ("data",),                       # datasets, the input pipeline, LabelSpec
     ("conditional",),                # labels in the networks and losses
     ("prep",),                       # dataset preparation, writing data's prepared format

@@ -25,6 +25,15 @@ def get_base_config() -> ml_collections.ConfigDict:
     config.fast_compile = False            # XLA:CPU only: skip LLVM optimizations of the train
                                            # step (compiles ~2x faster, runs slower; for tests)
 
+    config.init_from = config_dict.placeholder(str)  # start from trained networks: a StyleGAN
+                                           # v1 .pkl, a workdir or a checkpoints/<step> dir (G,
+                                           # D, G average, tracked w; fresh Adam), at the kimg
+                                           # where the schedule reaches its stage (fine-tuning;
+                                           # ignored when the workdir already has a checkpoint)
+    config.freeze_d_blocks = 0             # FreezeD (arXiv 2002.10964): D's blocks nearest the
+                                           # input (highest resolutions, with their fromRGB) that
+                                           # are not updated; 0 = none
+
     config.data = ml_collections.ConfigDict()
     config.data.source = "ffhq"            # make_pipeline source: TFDS name, prepared dir, folder:..
     config.data.data_dir = config_dict.placeholder(str)  # TFDS data_dir (None = TFDS default)
@@ -88,6 +97,10 @@ def get_base_config() -> ml_collections.ConfigDict:
     config.loss = ml_collections.ConfigDict()
     config.loss.r1_gamma = 10.0                  # R1 weight on real images (0 = off)
     config.loss.r1_interval = 1                  # lazy R1: every k steps, weighted by k (1 = every step)
+    config.loss.r1_resolution = "full"           # "full" (official): R1 as if taken on the reals
+                                                 # upscaled to the final resolution, so a stage k
+                                                 # doublings below it weighs gamma / 4^k; "stage":
+                                                 # gamma at every stage's own resolution
     config.loss.style_mixing_prob = 0.9          # mixing regularization (StyleGAN section 3.1)
     config.loss.g_ema_half_life_kimg = 10.0      # half-life of the generator weight average
     config.loss.w_avg_beta = 0.995               # decay of the tracked average w (truncation)

@@ -97,15 +97,6 @@ def _load_checkpoint(workdir: str, step: Optional[int]) -> GeneratorBundle:
     config = ml_collections.ConfigDict(read_json(
         config_path, f"no config.json in {workdir}: pass a training workdir, a checkpoint step "
                      "directory inside one, or an exported .npz"))
-    label_size = 0
-    if config.data.use_labels:
-        from stylegan_jax.data.pipeline import dataset_info  # pylint: disable=import-outside-toplevel
-        spec = dataset_info(config.data.source, data_dir=config.data.data_dir)["label_spec"]
-        label_size = spec.dim if spec is not None else 0
-    G, D = state_lib.build_networks(config, label_size)
-    device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-    abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device),
-                            jax.eval_shape(lambda: state_lib.init_train_state(G, D, config)))
     ckpt_dir = os.path.join(workdir, "checkpoints")
     if not os.path.isdir(ckpt_dir):  # checked first: the Checkpointer would create it
         raise FileNotFoundError(f"no checkpoints/ in {workdir}: train first "
@@ -115,6 +106,14 @@ def _load_checkpoint(workdir: str, step: Optional[int]) -> GeneratorBundle:
         if ckpt.latest_step() is None:
             raise FileNotFoundError(f"no checkpoint in {ckpt_dir}: train first "
                                     f"(python -m experiments.train --workdir={workdir})")
+        label_size = 0
+        if config.data.use_labels:  # the checkpoint's recorded labels, else its data's
+            spec = checkpoint.label_spec(ckpt.read_meta(step))
+            label_size = spec.dim if spec is not None else 0
+        G, D = state_lib.build_networks(config, label_size)
+        device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+        abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device),
+                                jax.eval_shape(lambda: state_lib.init_train_state(G, D, config)))
         state, meta = ckpt.restore(abstract, step)
     finally:
         ckpt.close()

@@ -49,7 +49,8 @@ def _path_str(path) -> str:
     return "/".join(parts)
 
 
-def _shapes(tree) -> Dict[str, Tuple[int, ...]]:
+def tree_shapes(tree) -> Dict[str, Tuple[int, ...]]:
+    """{'g_params/.../kernel': shape} of every array of a pytree."""
     leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
     return {_path_str(p): tuple(getattr(x, "shape", ())) for p, x in leaves}
 
@@ -155,11 +156,11 @@ class Checkpointer:
                   if older else "use a new --workdir")
         try:
             saved = self._manager.item_metadata(step)["state"]
-            saved_shapes = _shapes(saved.tree if hasattr(saved, "tree") else saved)
+            saved_shapes = tree_shapes(saved.tree if hasattr(saved, "tree") else saved)
         except Exception as e:  # pylint: disable=broad-except  (any failure = unreadable)
             raise CheckpointError(f"checkpoint {path} is unreadable ({_first_line(e)}); it was "
                                   f"left untouched: {advice}") from None
-        wanted = _shapes(abstract_state)
+        wanted = tree_shapes(abstract_state)
         absent = _absent_added_fields(abstract_state, saved_shapes)
         wanted = {k: v for k, v in wanted.items() if k.split("/")[0] not in absent}
         for name in sorted(set(saved_shapes) | set(wanted)):

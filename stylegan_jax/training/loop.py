@@ -28,7 +28,8 @@ from stylegan_jax import conditional
 from stylegan_jax.atomic import write_json_atomically
 from stylegan_jax.data import prepared
 from stylegan_jax.networks import stage_shape
-from stylegan_jax.training import checkpoint, parallel, quality, samples, schedule, state as state_lib
+from stylegan_jax.training import (checkpoint, init_from, parallel, quality, samples, schedule,
+                                   state as state_lib)
 from stylegan_jax.training.data_stream import DataStream
 from stylegan_jax.training.preemption import PreemptionWatcher
 from stylegan_jax.training.steps import make_train_step
@@ -99,8 +100,9 @@ def _check_losses(pending, ckpt: checkpoint.Checkpointer) -> None:
 
 @functools.lru_cache(maxsize=None)
 def _programs(G, D, config, sharding, opt_segment: int, label_groups=()):
-    """(init, reset, sampler, train_step) jitted once per process for a (frozen) config; init
-    starts the Adam states in `opt_segment`."""
+    """(init, reset, grid sampler, metrics sampler, train_step) jitted once per process for a
+    (frozen) config; init starts the Adam states in `opt_segment`. The grid sampler draws with
+    constant noise, the metrics sampler with random noise per image."""
     fast = cpu_compiler_options(True)  # these run rarely: compile time matters more than speed
     init = jax.jit(functools.partial(state_lib.init_train_state, G, D, config,
                                      opt_segment=opt_segment),
@@ -108,6 +110,7 @@ def _programs(G, D, config, sharding, opt_segment: int, label_groups=()):
     reset = jax.jit(functools.partial(state_lib.reset_optimizers, config=config),
                     out_shardings=sharding, compiler_options=fast)
     return (init, reset, samples.make_sampler(G, sharding, compiler_options=fast),
+            samples.make_sampler(G, sharding, compiler_options=fast, noise_mode="random"),
             make_train_step(G, D, config, sharding, label_groups))
 
 
@@ -132,7 +135,7 @@ def train_and_evaluate(config, workdir: str, *, make_source: Optional[Callable] 
     total_img = int(round(sched.total_kimg * 1000))
     if config.metrics.every_kimg > 0:
         quality.check_metrics_config(config.metrics)
-    init, reset, sampler, train_step = _programs(
+    init, reset, sampler, metrics_sampler, train_step = _programs(
         G, D, config, repl, schedule.phase_at(0, sched, **geometry).opt_segment,
         conditional.attribute_groups(spec) if spec is not None else ())
 
@@ -149,6 +152,11 @@ def train_and_evaluate(config, workdir: str, *, make_source: Optional[Callable] 
         logging.info("resumed %s at %.3f kimg", ckpt.directory, meta["nimg"] / 1000)
     else:
         state = init()
+        if config.get("init_from"):  # fine-tuning: G, D and the averages of trained networks
+            source = init_from.load_source(config.init_from)
+            state = jax.device_put(init_from.initial_state(state, config, source), repl)
+            logging.info("starting from %s (stage %d) at %.3f kimg", source.description,
+                         source.stage, int(state.nimg) / 1000)
     step, nimg, opt_segment = (int(x) for x in parallel.to_host((state.step, state.nimg,
                                                                  state.opt_segment)))
 
@@ -192,8 +200,9 @@ def train_and_evaluate(config, workdir: str, *, make_source: Optional[Callable] 
             logging.info("wrote sample grid %s", path)
 
     def measure(phase):
-        values = quality.measure(config.metrics, sampler=sampler, g_params=state.g_ema_params,
-                                 w_avg=state.w_avg, latent_size=G.latent_size, stage=phase.stage,
+        values = quality.measure(config.metrics, sampler=metrics_sampler,
+                                 g_params=state.g_ema_params, w_avg=state.w_avg,
+                                 latent_size=G.latent_size, stage=phase.stage,
                                  alpha=phase.alpha, make_source=grid_source,
                                  resolution=phase.shape, labels=grid_labels, seed=config.seed)
         if is_main:

@@ -47,16 +47,18 @@ def measure(metrics_config, *, sampler, g_params, w_avg, latent_size: int, stage
             make_source: Callable, resolution, labels: Optional[np.ndarray], seed: int) -> Dict[str, float]:
     """The configured metrics of `g_params` at (stage, alpha), as {name: value}.
 
-    sampler: samples.make_sampler's jitted function; make_source(resolution, batch_size, seed)
+    sampler: samples.make_sampler's jitted function with noise_mode "random" (each image gets its
+    own noise, drawn with its latents); make_source(resolution, batch_size, seed)
     yields real batches; labels (conditional runs): rows cycled as the fakes' labels.
     """
     names = check_metrics_config(metrics_config)
     batch_size = int(metrics_config.batch_size)
 
     def generate_images(key, count):
-        z = jax.random.normal(key, (count, latent_size), jnp.float32)
+        k_z, k_noise = jax.random.split(key)
+        z = jax.random.normal(k_z, (count, latent_size), jnp.float32)
         y = None if labels is None else labels[np.arange(count) % labels.shape[0]]
-        return np.asarray(sampler(g_params, z, y, w_avg, alpha, 1.0, stage=stage))
+        return np.asarray(sampler(g_params, z, y, w_avg, alpha, 1.0, k_noise, stage=stage))
 
     def real_batches():
         for batch in make_source(resolution=resolution, batch_size=batch_size, seed=seed + 1):

@@ -19,15 +19,18 @@ def grid_latents(seed: int, num: int, latent_size: int) -> np.ndarray:
                                         (num, latent_size), jnp.float32))
 
 
-def make_sampler(G: Generator, out_sharding, compiler_options=None):
-    """jitted (g_params, z, labels, w_avg, alpha, psi; stage static) -> images in [-1, 1].
+def make_sampler(G: Generator, out_sharding, compiler_options=None, noise_mode: str = "const"):
+    """jitted (g_params, z, labels, w_avg, alpha, psi, noise_rng; stage static) -> images in [-1, 1].
 
-    Noise is the per-layer constant noise, so a grid changes only when the weights do. All
-    processes must call it (it is one SPMD program); only process 0 needs to write the result.
+    noise_mode "const" (the sample grids): the per-layer constant noise, so a grid changes only
+    when the weights do, and noise_rng is unused (None). "random" (the quality metrics, as the
+    official run measures them): new noise for every image, drawn from noise_rng. All processes
+    must call it (it is one SPMD program); only process 0 needs to write the result.
     """
-    def sample(g_params, z, labels, w_avg, alpha, psi, *, stage):
+    def sample(g_params, z, labels, w_avg, alpha, psi, noise_rng, *, stage):
+        rngs = {"noise": noise_rng} if noise_mode == "random" else None
         return G.apply({"params": g_params}, z, labels, stage=stage, alpha=alpha, w_avg=w_avg,
-                       psi=psi, noise_mode="const")
+                       psi=psi, noise_mode=noise_mode, rngs=rngs)
     return jax.jit(sample, static_argnames=("stage",), out_shardings=out_sharding,
                    compiler_options=compiler_options)
 
@@ -49,6 +52,7 @@ def save_grid(images, path: str, rows: int, cols: int, upscale_to: Optional[int]
 def sample_grid(sampler, g_params, z, labels, w_avg, *, stage: int, alpha: float,
                 psi: float) -> np.ndarray:
     """Runs the sampler and returns host images (the result is replicated on every device)."""
-    images = sampler(g_params, z, labels, w_avg, jnp.float32(alpha), jnp.float32(psi), stage=stage)
+    images = sampler(g_params, z, labels, w_avg, jnp.float32(alpha), jnp.float32(psi), None,
+                     stage=stage)
     return np.asarray(images.addressable_data(0))
 

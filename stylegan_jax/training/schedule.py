@@ -47,6 +47,13 @@ def initial_stage(sched, base_shape: Tuple[int, int], num_stages: int) -> int:
                      f"stage resolution of this model: choose one of {valid}")
 
 
+def stage_start_kimg(sched, *, stage: int, base_shape: Tuple[int, int], num_stages: int) -> float:
+    """Thousands of images after which `stage` is first trained fully faded in (0 for the
+    initial stage and below): phase k of the schedule trains stage initial + k from its start."""
+    phases = max(stage - initial_stage(sched, base_shape, num_stages), 0)
+    return phases * (sched.lod_training_kimg + sched.lod_transition_kimg)
+
+
 def _lookup(table: Mapping[str, float], key: str, base):
     return table[key] if key in table else base
 

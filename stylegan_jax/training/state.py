@@ -10,7 +10,7 @@ Fields added after the first checkpoints were written (`ADDED_FIELDS`) have defa
 without them restores with those (`checkpoint.Checkpointer.restore`).
 """
 import dataclasses
-from typing import Any, Tuple
+from typing import Any, Collection, Tuple
 
 import flax.struct
 import jax
@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import optax
 
 from stylegan_jax.networks import Discriminator, Generator, stage_shape
+from stylegan_jax.utils import ConfigError
 
 
 @flax.struct.dataclass
@@ -58,15 +59,36 @@ def make_optimizer(config) -> optax.GradientTransformation:
         learning_rate=0.0, b1=config.optimizer.b1, b2=config.optimizer.b2, eps=config.optimizer.eps)
 
 
-def optimizer_update(tx: optax.GradientTransformation, params, opt_state, grads, lr):
-    """One update of `params` by `grads` at learning rate `lr` (may be traced).
+def frozen_d_layers(D: Discriminator, blocks: int) -> Tuple[str, ...]:
+    """The discriminator layers FreezeD (Mo et al., arXiv 2002.10964) keeps fixed: the `blocks`
+    resolution blocks nearest the input at the final stage (conv0 and conv1_down of the highest
+    resolutions), with the fromRGB layers of those resolutions. The 4x4 block, which scores,
+    always trains, so blocks ranges over 0 .. num_stages - 1."""
+    if not 0 <= blocks < D.num_stages:
+        raise ConfigError(f"freeze_d_blocks={blocks} must be between 0 and {D.num_stages - 1} "
+                          f"(the blocks above 4x4 of this {D.num_stages}-stage discriminator)")
+    names = []
+    for stage in range(D.num_stages - blocks, D.num_stages):
+        h, w = stage_shape(D.base_shape, stage)
+        names += [f"fromrgb_{h}x{w}", f"{h}x{w}_conv0", f"{h}x{w}_conv1_down"]
+    return tuple(names)
+
+
+def optimizer_update(tx: optax.GradientTransformation, params, opt_state, grads, lr,
+                     frozen: Collection[str] = ()):
+    """One update of `params` by `grads` at learning rate `lr` (may be traced); the top-level
+    layers named in `frozen` keep their values exactly (their updates are dropped).
 
     Returns (new params, new optimizer state).
     """
     opt_state = opt_state._replace(hyperparams={**opt_state.hyperparams,
                                                 "learning_rate": jnp.asarray(lr, jnp.float32)})
     updates, opt_state = tx.update(grads, opt_state, params)
-    return optax.apply_updates(params, updates), opt_state
+    new_params = optax.apply_updates(params, updates)
+    if frozen:
+        new_params = {name: params[name] if name in frozen else value
+                      for name, value in new_params.items()}
+    return new_params, opt_state
 
 
 def init_train_state(G: Generator, D: Discriminator, config, opt_segment: int = 0) -> TrainState:

@@ -3,12 +3,15 @@
 `train_step` follows the official StyleGAN loop:
 
 1. `d_step`: D minimizes the logistic loss of the reals against G's fakes, plus R1 on the reals
-   (lazy: every loss.r1_interval steps, that many times heavier), plus the conditional terms of
-   its config: the ACGAN classification of the reals (`conditional.acgan_d_loss`) and the
-   matching-aware term (`mismatch_term`).
+   (lazy: every loss.r1_interval steps, that many times heavier; weighted per stage as the
+   official run weights it, `r1_gamma`), plus the conditional terms of its config: the ACGAN
+   classification of the reals (`conditional.acgan_d_loss`) and the matching-aware term
+   (`mismatch_term`).
 2. `g_step`: G minimizes the non-saturating loss against the updated D, on fakes drawn with
    style-mixing regularization (`generate`), plus the ACGAN term (`conditional.acgan_g_loss`).
-3. `update_averages`: the generator average and the tracked average w.
+3. `update_averages`: the generator average, and the tracked average w moved toward the w's of
+   both the D step's and the G step's fakes (the official G updates it whenever it maps latents
+   in training, once in each step).
 4. `augment.next_p`: ADA's probability p and its statistics (kind "ada"; "fixed" keeps p).
 
 Every image D sees (the reals, the D step's fakes, the reals inside R1 and in the
@@ -40,8 +43,10 @@ import jax.numpy as jnp
 from stylegan_jax import augment as augment_lib
 from stylegan_jax import conditional, layers, losses
 from stylegan_jax.networks import Discriminator, Generator, style_mixing, update_w_avg
-from stylegan_jax.training.state import TrainState, make_optimizer, optimizer_update
+from stylegan_jax.training.state import TrainState, frozen_d_layers, make_optimizer, optimizer_update
 from stylegan_jax.utils import cpu_compiler_options
+
+R1_RESOLUTIONS = ("full", "stage")  # loss.r1_resolution: see r1_gamma
 
 
 # fold_in(step_key, k) of each augmentation of D's inputs.
@@ -69,6 +74,25 @@ def fade_reals(images, alpha):
     return layers.lerp(images, layers.upscale(layers.downscale(images)), 1.0 - alpha)
 
 
+def r1_gamma(loss_cfg, stage: int, num_stages: int) -> float:
+    """The weight R1 has at `stage`, lazy-R1 factor included (loss.r1_interval).
+
+    The official run feeds D the reals nearest-upscaled to the final resolution, and D
+    box-downscales them back to the stage's resolution: its R1 gradient is taken with respect to
+    the full-resolution image. Each pixel of a stage image is the mean of 4^k full-resolution
+    pixels (k = num_stages - 1 - stage doublings), so that gradient is the stage gradient spread
+    over them, 1/4^k each, and its squared norm is the stage one divided by 4^k.
+    loss.r1_resolution "full" (the default) weights the penalty on the stage images by that
+    1/4^k, which is exactly the official penalty; "stage" takes it at the stage's resolution with
+    the same gamma at every stage, 4^k times stronger than the official one below the last stage.
+    """
+    if loss_cfg.r1_resolution not in R1_RESOLUTIONS:
+        raise ValueError(f"loss.r1_resolution must be one of {', '.join(R1_RESOLUTIONS)}, "
+                         f"not {loss_cfg.r1_resolution!r}")
+    doublings = num_stages - 1 - stage if loss_cfg.r1_resolution == "full" else 0
+    return loss_cfg.r1_gamma * loss_cfg.r1_interval / 4.0**doublings
+
+
 def ema_beta(batch_size: int, half_life_kimg: float) -> float:
     """Per-step decay of the generator average for a given half-life in thousands of images."""
     return 0.5 ** (batch_size / (half_life_kimg * 1000.0)) if half_life_kimg > 0 else 0.0
@@ -89,7 +113,9 @@ def check_step_config(G: Generator, D: Discriminator, config, label_groups: cond
     config.augment."""
     augment_lib.check_config(config.augment)
     loss_cfg = config.loss
+    frozen_d_layers(D, config.get("freeze_d_blocks", 0))  # a ConfigError when out of range
     conditional.check_fake_labels(loss_cfg.fake_labels)  # also when unconditional: no silent typo
+    r1_gamma(loss_cfg, 0, G.num_stages)  # an unknown loss.r1_resolution fails here, not in a trace
     mismatch = is_matching_aware(D, loss_cfg)
     if mismatch and D.conditioning not in ("projection", "switch"):
         raise ValueError(f"loss.mismatch_weight needs a D that scores labels (conditioning projection "
@@ -142,21 +168,23 @@ def mismatch_term(critic, d_params, reals, wrong, weight: float):
 
 
 def d_step(state: TrainState, lr, tx, critic, reals, real_labels, fakes, fake_labels, wrong, *,
-           loss_cfg, apply_r1: bool, label_groups: conditional.Groups, augment=no_augment):
-    """D minimizes the logistic loss of reals against fakes, + lazy R1 on the reals, + the
-    matching-aware term (when `wrong` labels are given), + ACGAN's classification of the reals
-    (when D classifies); D sees its inputs through augment(images, stream)
-    (`discriminator_view`). Returns (d_params, d_opt_state, metrics); metrics["real_sign"] is
-    E[sign(D(real))], ADA's overfitting measure."""
+           loss_cfg, gamma: float, label_groups: conditional.Groups, frozen=(),
+           augment=no_augment):
+    """D minimizes the logistic loss of reals against fakes, + R1 on the reals weighted by gamma
+    (0: not this step), + the matching-aware term (when `wrong` labels are given), + ACGAN's
+    classification of the reals (when D classifies); the layers named in `frozen` are not
+    updated. D sees its inputs through augment(images, stream) (`discriminator_view`). Returns
+    (d_params, d_opt_state, metrics); metrics["real_sign"] is E[sign(D(real))], ADA's
+    overfitting measure."""
 
     def loss_fn(d_params):
         real_scores, real_logits = critic(d_params, augment(reals, "reals"), real_labels)
         fake_scores, _ = critic(d_params, augment(fakes, "fakes"), fake_labels)
         loss = losses.d_logistic_loss(real_scores, fake_scores)
         r1 = jnp.zeros((), jnp.float32)
-        if apply_r1 and loss_cfg.r1_gamma > 0:  # lazy R1: every r1_interval steps, k times heavier
+        if gamma > 0:
             r1 = losses.r1_penalty(lambda x: critic(d_params, augment(x, "r1"), real_labels)[0],
-                                   reals, loss_cfg.r1_gamma * loss_cfg.r1_interval)
+                                   reals, gamma)
         metrics = dict(d_loss=loss, r1_penalty=r1, real_score=jnp.mean(real_scores),
                        fake_score=jnp.mean(fake_scores), real_sign=jnp.mean(jnp.sign(real_scores)))
         if wrong is not None:  # matching-aware D
@@ -170,7 +198,7 @@ def d_step(state: TrainState, lr, tx, critic, reals, real_labels, fakes, fake_la
         return loss + r1, metrics
 
     grads, metrics = jax.grad(loss_fn, has_aux=True)(state.d_params)
-    return (*optimizer_update(tx, state.d_params, state.d_opt_state, grads, lr), metrics)
+    return (*optimizer_update(tx, state.d_params, state.d_opt_state, grads, lr, frozen), metrics)
 
 
 def g_step(state: TrainState, lr, tx, critic, d_params, make_fakes, rng, labels, *, loss_cfg,
@@ -193,13 +221,17 @@ def g_step(state: TrainState, lr, tx, critic, d_params, make_fakes, rng, labels,
     return (*optimizer_update(tx, state.g_params, state.g_opt_state, grads, lr), w, metrics)
 
 
-def update_averages(state: TrainState, g_params, w, batch_size: int, loss_cfg):
+def update_averages(state: TrainState, g_params, ws, batch_size: int, loss_cfg):
     """(g_ema_params, w_avg): the generator average (half-life loss.g_ema_half_life_kimg) moved
-    toward g_params, and the tracked w (decay loss.w_avg_beta) toward this step's w."""
+    toward g_params, and the tracked w (decay loss.w_avg_beta) toward each of `ws` in turn (the
+    w's of this step's D-step fakes, then of its G-step fakes)."""
     beta = ema_beta(batch_size, loss_cfg.g_ema_half_life_kimg)
     g_ema_params = jax.tree.map(lambda avg, p: layers.lerp(p, avg, beta), state.g_ema_params,
                                 g_params)
-    return g_ema_params, update_w_avg(state.w_avg, jax.lax.stop_gradient(w), loss_cfg.w_avg_beta)
+    w_avg = state.w_avg
+    for w in ws:
+        w_avg = update_w_avg(w_avg, jax.lax.stop_gradient(w), loss_cfg.w_avg_beta)
+    return g_ema_params, w_avg
 
 
 def train_step(state: TrainState, batch: Dict[str, jax.Array], alpha, g_lr, d_lr, *,
@@ -227,15 +259,17 @@ def train_step(state: TrainState, batch: Dict[str, jax.Array], alpha, g_lr, d_lr
     make_fakes = functools.partial(generate, G, labels=labels, batch_size=batch_size, stage=stage,
                                  alpha=alpha, mixing_prob=loss_cfg.style_mixing_prob)
 
-    fakes = jax.lax.stop_gradient(make_fakes(state.g_params, k_d)[0])
+    fakes, w_d = jax.lax.stop_gradient(make_fakes(state.g_params, k_d))
     reals = fade_reals(batch["image"].astype(jnp.float32), alpha)
     d_params, d_opt_state, d_metrics = d_step(
         state, d_lr, tx, critic, reals, real_labels, fakes, labels, wrong, loss_cfg=loss_cfg,
-        apply_r1=apply_r1, label_groups=label_groups, augment=view)
+        gamma=r1_gamma(loss_cfg, stage, G.num_stages) if apply_r1 else 0.0,
+        label_groups=label_groups, frozen=frozen_d_layers(D, config.get("freeze_d_blocks", 0)),
+        augment=view)
     g_params, g_opt_state, w, g_metrics = g_step(
         state, g_lr, tx, critic, d_params, make_fakes, k_g, labels, loss_cfg=loss_cfg,
         label_groups=label_groups, augment=view)
-    g_ema_params, w_avg = update_averages(state, g_params, w, batch_size, loss_cfg)
+    g_ema_params, w_avg = update_averages(state, g_params, (w_d, w), batch_size, loss_cfg)
     augment_p, ada_stats = augment_lib.next_p(config.augment, state.augment_p, state.ada_stats,
                                               d_metrics["real_sign"], batch_size, state.step)
     new_state = state.replace(
