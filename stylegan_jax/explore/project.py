@@ -485,3 +485,57 @@ class Projector:
             distance=np.asarray(distance), psnr=psnr(to_uint8(final), to_uint8(np.asarray(targets))),
             space=cfg.space, distance_name=self.distance.name,
             seconds=time.perf_counter() - start)
+
+
+# ----------------------------------------------------------------------------------------------
+# Targets: an image file framed at the model's aspect ratio and resolution.
+
+CROPS = ("centre", "face")
+# Inputs larger than this are refused before they are decoded (a decompression bomb, or a scan far
+# larger than any model here draws).
+MAX_INPUT_PIXELS = 40_000_000
+
+
+def frame_image(image, shape: Tuple[int, int], *, crop: str = "centre", detector=None,
+                key: str = "", crop_settings=None) -> np.ndarray:
+    """A PIL RGB image framed at shape = (H, W): "centre" takes the largest centred box of that
+    aspect ratio; "face" the preparation tools' face crop (prep.crops: the face and as much again
+    below it) around the most confident face `detector` finds. Returns uint8 [H, W, 3]."""
+    # Imported here: the preparation tools are only needed to read targets.
+    from stylegan_jax.prep import crops, images  # pylint: disable=import-outside-toplevel
+    if crop == "centre":
+        return images.crop_resize(image, images.centre_crop_box(image.size, shape), shape)
+    if crop != "face":
+        raise ValueError(f"unknown crop {crop!r}: choose one of {', '.join(CROPS)}")
+    if detector is None:
+        raise ValueError("the face crop needs a face detector (animeface, opencv or boxes)")
+    settings = crop_settings or crops.CropSettings(margin=0.1)
+    examples, reason, _ = crops.crop_faces(image, key, detector, shape, settings)
+    if not examples:
+        raise ValueError(f"{key or 'the image'}: {reason.replace('_', ' ')} (the face crop needs "
+                         f"a face with room for as much again below it): use the centre crop")
+    return examples[0][1]
+
+
+def read_image(path: str, *, max_pixels: int = MAX_INPUT_PIXELS,
+               exif_transpose: bool = True):
+    """An image file (PNG, JPEG, ...; at most max_pixels, checked before decoding) as a PIL RGB
+    image; FileNotFoundError / ValueError (one line naming the fix) otherwise."""
+    from stylegan_jax.prep import images  # pylint: disable=import-outside-toplevel
+    try:
+        return images.load_rgb(path, max_pixels=max_pixels, exif_transpose=exif_transpose)
+    except images.MissingImage:
+        raise FileNotFoundError(f"no image at {path}: give a PNG or JPEG file") from None
+    except images.UnreadableImage as e:
+        raise ValueError(f"not a usable image: {e}: give a PNG or JPEG of at most "
+                         f"{max_pixels} pixels") from None
+
+
+def load_target(path: str, shape: Tuple[int, int], *, max_pixels: int = MAX_INPUT_PIXELS,
+                crop: str = "centre", **frame_kwargs) -> np.ndarray:
+    """An image file framed by frame_image at shape = (H, W): uint8 [H, W, 3]. The camera's
+    orientation tag is applied for the centre crop; face boxes given in a file refer to the stored
+    pixels, so the face crop keeps them as stored."""
+    image = read_image(path, max_pixels=max_pixels, exif_transpose=crop == "centre")
+    frame_kwargs.setdefault("key", os.path.basename(path))
+    return frame_image(image, shape, crop=crop, **frame_kwargs)
