@@ -3,9 +3,11 @@
     python -m experiments.explore                                   # the bundled demo model
     python -m experiments.explore --workdir=workdirs/demo --open_browser
     python -m experiments.explore --checkpoint=generator.npz --port=8080
+    python -m experiments.explore --host=0.0.0.0 --allow_host=mybox.local   # from other machines
 
 --workdir uses its newest checkpoint; --checkpoint takes a step directory
-(<workdir>/checkpoints/<step>) or an exported .npz. See stylegan_jax/explore/server.py.
+(<workdir>/checkpoints/<step>) or an exported .npz. The API is described at /docs (see
+stylegan_jax/explore/server.py).
 """
 import os
 
@@ -19,6 +21,9 @@ _CHECKPOINT = flags.DEFINE_string(
     "checkpoint", None, "a checkpoint step directory (<workdir>/checkpoints/<step>) or an "
     "exported generator .npz, instead of --workdir (default: the bundled demo model)")
 _HOST = flags.DEFINE_string("host", "127.0.0.1", "address to listen on (0.0.0.0: all interfaces)")
+_ALLOW_HOST = flags.DEFINE_multi_string(
+    "allow_host", [], "another host name (or name:port) the page may be opened under, besides "
+    "127.0.0.1, localhost and [::1]; other Host headers are refused (DNS rebinding)")
 _PORT = flags.DEFINE_integer("port", 8000, "port to listen on (0: any free port)")
 _OPEN = flags.DEFINE_bool("open_browser", False, "open the page in a web browser")
 _NOISE = flags.DEFINE_enum("noise_mode", "const", ["const", "random", "none"], "default noise")
@@ -47,7 +52,8 @@ def main(argv):
         from stylegan_jax.explore import Explorer
         from stylegan_jax.explore.server import serve
         explorer = Explorer.open(path, noise_mode=_NOISE.value)
-        serve(explorer, _HOST.value, _PORT.value, open_browser=_OPEN.value)
+        serve(explorer, _HOST.value, _PORT.value, open_browser=_OPEN.value,
+              allow_hosts=_ALLOW_HOST.value)
     except (ValueError, FileNotFoundError, OSError) as e:
         exit_with_error(e)
 

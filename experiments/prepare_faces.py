@@ -1,13 +1,14 @@
-"""Prepare FFHQ-style photos as face crops: the face plus the same height below it (2:1 at 512x256).
+"""Prepare a folder of portraits as face crops: the face plus the same height below it (2:1 at 512x256).
 
+  python -m experiments.prepare_faces --images=my_anime_art --detector=animeface --out=data/art_faces
   python -m experiments.prepare_faces --images=ffhq --landmarks=ffhq/ffhq-dataset-v2.json --out=data/ffhq_8x4
   python -m experiments.prepare_faces --images=photos --detector=opencv --out=data/photos_8x4
 
 With --landmarks the crop follows FFHQ's landmark alignment (rotated to level the eyes, see
-stylegan_jax/prep/landmarks.py); without, OpenCV's bundled frontal-face cascade (or --cascade) gives
-axis-aligned boxes cropped as in stylegan_jax/prep/crops.py. The report says how many photos had
-room below the face. Writes a prepared dataset (resumable, originals untouched), like
-prepare_danbooru.
+stylegan_jax/prep/landmarks.py); without, a detector gives axis-aligned boxes cropped as in
+stylegan_jax/prep/crops.py: animeface for drawn anime art, OpenCV's bundled frontal-face cascade
+(or --cascade) for photos. The report says how many images had a face and how many of those had
+room below it. Writes a prepared dataset (resumable, originals untouched), like prepare_danbooru.
 """
 from __future__ import annotations
 
@@ -49,54 +50,65 @@ def prepare_faces_from_landmarks(images: str, landmarks_file: str, out: str, *, 
     writer = PreparedWriter(out, shape, None, shard_size=shard_size)
     summary = run_preparation(((face[0], face) for face in faces), process, writer, settings=settings,
                               total=len(faces), desc="faces")
-    return finish(writer, summary, tool="prepare_faces", settings=settings,
-                  images_with_room_below=summary["items"] - sum(summary["dropped"].values()))
+    return finish(writer, summary, tool="prepare_faces", settings=settings, **room_below(summary))
+
+
+def room_below(summary: dict) -> dict:
+    """images_with_face: the readable images with a detected (or landmarked) face;
+    images_with_room_below: those that gave a crop (a face whose crop, with the part below, fits)."""
+    not_a_face = ("no_face_detected", "image_missing", "unreadable_image")
+    with_face = summary["items"] - sum(summary["dropped"].get(reason, 0) for reason in not_a_face)
+    return {"images_with_face": with_face,
+            "images_with_room_below": summary["items"] - sum(summary["dropped"].values())}
 
 
 def prepare_faces_with_detector(images: str, out: str, detector: crops.FaceDetector, *, shape=(512, 256),
                                 crop_settings: crops.CropSettings = crops.CropSettings(), shard_size: int = 1000,
-                                limit: int | None = None) -> dict:
-    """Detects and crops the faces of every image under `images`; returns the report."""
+                                limit: int | None = None, checker: crops.FaceDetector | None = None) -> dict:
+    """Detects and crops the faces of every image under `images`; returns the report. checker:
+    the crop check's detector (crops.crop_faces)."""
     shape = tuple(int(s) for s in shape)
     paths = list_images(images)[:limit]
 
     def process(relative_path) -> Outcome:
         image = load_rgb(os.path.join(images, relative_path), exif_transpose=True)
-        examples, dropped, counts = crops.crop_faces(image, relative_path, detector, shape, crop_settings)
+        examples, dropped, counts = crops.crop_faces(image, relative_path, detector, shape, crop_settings, checker)
         return Outcome([(key, pixels, None) for key, pixels in examples], dropped, counts)
 
     settings = {"shape": list(shape), "mode": type(detector).__name__, "crop": vars(crop_settings)}
     writer = PreparedWriter(out, shape, None, shard_size=shard_size)
     summary = run_preparation(((path, path) for path in paths), process, writer, settings=settings,
                               total=len(paths), desc="faces")
-    return finish(writer, summary, tool="prepare_faces", settings=settings,
-                  images_with_room_below=summary["items"] - sum(summary["dropped"].values()))
+    return finish(writer, summary, tool="prepare_faces", settings=settings, **room_below(summary))
 
 
 def prepare(images: str, out: str, *, shape=(512, 256), min_confidence: float = 0.0,
-            min_face_size: float | None = None, margin: float = 0.1, max_faces: int = 1, shard_size: int = 1000,
-            limit: int | None = None, landmarks: str | None = None, detector: str = "opencv",
-            cascade: str | None = None, boxes: str | None = None) -> dict:
+            min_face_size: float | None = None, margin: float | None = None, max_faces: int = 1,
+            check_crops: float = 0.0, shard_size: int = 1000, limit: int | None = None,
+            landmarks: str | None = None, detector: str = "opencv", cascade: str | None = None,
+            boxes: str | None = None) -> dict:
     """The command with its flags' values (same names and defaults): crops by the landmarks file if
     given, else by the detector; returns the report."""
-    settings = prepare_danbooru.crop_settings(shape, min_confidence, min_face_size, margin, max_faces)
+    settings = prepare_danbooru.crop_settings(shape, min_confidence, min_face_size, margin, max_faces, detector,
+                                              check_crops)
     if landmarks:
         return prepare_faces_from_landmarks(images, landmarks, out, shape=shape, min_face_size=settings.min_face_size,
                                             shard_size=shard_size, limit=limit)
-    face_detector = crops.make_detector(detector, cascade=cascade, boxes=boxes)
+    face_detector, checker = prepare_danbooru.make_detectors(detector, cascade, boxes, check_crops)
     return prepare_faces_with_detector(images, out, face_detector, shape=shape, crop_settings=settings,
-                                       shard_size=shard_size, limit=limit)
+                                       shard_size=shard_size, limit=limit, checker=checker)
 
 
 def define_flags() -> None:
     """Defines the command's flags. Only run as a program: tests import this module beside the
     other prepare_* tools, and absl refuses a flag name defined twice in one process."""
     flags.DEFINE_string("images", None, "image root (landmark paths are relative to it)", required=True)
-    prepare_danbooru.define_crop_flags(default_margin=0.1)
+    prepare_danbooru.define_crop_flags()
     flags.adopt_module_key_flags(prepare_danbooru)  # --help lists them with this command's flags
     flags.DEFINE_string("landmarks", None, "ffhq-dataset-v2.json or {path: 68 [x, y] points}")
-    flags.DEFINE_enum("detector", "opencv", ["opencv", "boxes"],
-                      "without --landmarks: OpenCV cascade (bundled frontal face by default)")
+    flags.DEFINE_enum("detector", "opencv", ["opencv", "animeface", "boxes"],
+                      "without --landmarks: opencv (a cascade; the bundled frontal face one by default, for "
+                      "photos), animeface (drawn anime faces) or boxes (--boxes)")
     flags.DEFINE_string("cascade", None, "OpenCV cascade XML (default: haarcascade_frontalface_default)")
     flags.DEFINE_string("boxes", None, "JSON {image path: [[x, y, w, h, confidence], ...]}")
 
@@ -107,7 +119,7 @@ def main(argv):
     try:
         prepare(FLAGS.images, FLAGS.out, shape=FLAGS.shape, min_confidence=FLAGS.min_confidence,
                 min_face_size=FLAGS.min_face_size, margin=FLAGS.margin, max_faces=FLAGS.max_faces,
-                shard_size=FLAGS.shard_size, limit=FLAGS.limit, landmarks=FLAGS.landmarks, detector=FLAGS.detector,
+                check_crops=FLAGS.check_crops, shard_size=FLAGS.shard_size, limit=FLAGS.limit, landmarks=FLAGS.landmarks, detector=FLAGS.detector,
                 cascade=FLAGS.cascade, boxes=FLAGS.boxes)
     except (ValueError, OSError, ImportError) as e:  # bad input, a missing file or optional package
         exit_with_error(e)

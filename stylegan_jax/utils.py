@@ -1,11 +1,12 @@
 """Generic helpers shared across the package: image listing, uint8 images and grids, JSON files,
-XLA options and the compilation cache, and how a command ends on input it cannot use.
+strict JSON parsing, XLA options and the compilation cache, and how a command ends on input it cannot use.
 
 The bottom of the package: this module imports nothing from stylegan_jax, so every other module
 may import it (tests/test_layering.py checks the import order).
 """
 import json
 import os
+import re
 import sys
 from typing import Any, NoReturn, Optional
 
@@ -50,6 +51,52 @@ def read_json(path: str, missing: str) -> Any:
         raise FileNotFoundError(missing)
     with open(path, encoding="utf-8") as file:
         return json.load(file)
+
+
+JSON_MAX_DEPTH = 32      # nesting of arrays and objects
+JSON_MAX_DIGITS = 1000   # digits of one integer (Python's own limit is 4300)
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
+
+
+def json_depth(text: str) -> int:
+    """How deeply arrays and objects nest in JSON text (brackets inside strings do not count);
+    linear in the text's length and without recursion, so it can run before parsing."""
+    skeleton = _JSON_STRING.sub("", text).encode("utf-8", "replace")
+    codes = np.frombuffer(skeleton, np.uint8)
+    steps = (((codes == ord("[")) | (codes == ord("{"))).astype(np.int32)
+             - ((codes == ord("]")) | (codes == ord("}"))).astype(np.int32))
+    return int(np.cumsum(steps).max(initial=0))
+
+
+def parse_json(text, what: str, max_depth: int = JSON_MAX_DEPTH) -> Any:
+    """JSON text (str or UTF-8 bytes) parsed strictly: nesting deeper than max_depth, integers of
+    more than JSON_MAX_DIGITS digits and the non-standard NaN / Infinity are refused before they
+    can exhaust the stack, the CPU or float parsing. A number too large for a float parses as
+    inf (callers that need finite numbers check them). Raises one-line ValueErrors that begin
+    with `what`."""
+    if isinstance(text, (bytes, bytearray)):
+        try:
+            text = bytes(text).decode("utf-8")
+        except UnicodeDecodeError:
+            raise ValueError(f"{what} is not UTF-8 text") from None
+    depth = json_depth(text)
+    if depth > max_depth:
+        raise ValueError(f"{what} nests arrays/objects {depth} deep: at most {max_depth} allowed")
+
+    def integer(digits: str) -> int:
+        if len(digits.lstrip("-")) > JSON_MAX_DIGITS:
+            raise ValueError(f"{what} holds an integer of {len(digits)} digits: at most "
+                             f"{JSON_MAX_DIGITS} allowed")
+        return int(digits)
+
+    def constant(name: str):
+        raise ValueError(f"{what} holds {name}, which is not JSON: numbers must be finite")
+
+    try:
+        return json.loads(text, parse_int=integer, parse_constant=constant)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{what} is not valid JSON ({e.msg} at line {e.lineno} column "
+                         f"{e.colno})") from None
 
 
 def cpu_compiler_options(fast: bool):

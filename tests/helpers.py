@@ -259,3 +259,21 @@ def read_examples(out_dir):
                             repeat=False, process_index=0, process_count=1)
     return {batch["key"][0].decode(): (np.rint((batch["image"][0] + 1) * 127.5).astype(np.uint8), batch["label"][0])
             for batch in batches}
+
+
+# Real anime illustrations: the character art of Ren'Py's example games (Expat license), from
+# Debian's renpy-thequestion and renpy-demo packages. .ci/run unpacks them and sets
+# STYLEGAN_JAX_REQUIRE_ART=1, so there a missing file fails instead of skipping.
+ART_ROOT = os.environ.get("STYLEGAN_JAX_ART_ROOT", "/usr/share/games/renpy")
+
+
+def real_art(relative_path: str) -> str:
+    """The path of one illustration under ART_ROOT; skips the test (fails in CI) when it is absent."""
+    path = os.path.join(ART_ROOT, relative_path)
+    if not os.path.isfile(path):
+        message = (f"{path} is missing: apt-get install renpy-thequestion renpy-demo, or set "
+                   "STYLEGAN_JAX_ART_ROOT to where their /usr/share/games/renpy lies")
+        if os.environ.get("STYLEGAN_JAX_REQUIRE_ART") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    return path

@@ -142,6 +142,17 @@ def test_pick_edit_export_recipe_and_reapply(page, server, tmp_path):
     with page.expect_download() as download:
         page.click("#export-png")
     assert download.value.suggested_filename == "seed2.png"
+    # A GIF export runs as a job (progress shown while it runs) and downloads the animation.
+    page.fill("#frames", "4")
+    with page.expect_download() as download:
+        page.click("#export-gif")
+    assert download.value.suggested_filename == "oscillation.gif"
+    gif = str(tmp_path / "animation.gif")
+    download.value.save_as(gif)
+    with Image.open(gif) as im:
+        assert im.n_frames == 4
+    idle(page)
+    assert page.is_hidden("#job-progress")
 
     # A bad channel list shows the server's message; the page keeps working.
     page.fill("#channels", "99")

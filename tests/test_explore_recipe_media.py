@@ -73,7 +73,7 @@ def _with(recipe, path, value):
     ((("edits", 1, "enabled"), "yes"), r"edits\[1\].enabled must be a bool"),
     ((("locators", "part", "layer"), 3), r"locators.part.layer must be a str"),
     ((("locators", "band", "template"), [[1], [2, 3]]), r"locators.band.template must be a 2-d"),
-    ((("locators", "band", "max_shift"), 1.5), r"locators.band.max_shift must be a int"),
+    ((("locators", "band", "max_shift"), 1.5), r"locators.band.max_shift must be null or an integer in"),
     ((("locators", "band", "offset"), [0.5, 1]), r"locators.band.offset must be \[dy, dx\]"),
     ((("directions", 0, "vector"), [[1], [2, 3]]), r"directions\[0\] has a malformed vector"),
     ((("edits", 0, "contrast"), [[0, 0, 0]]), r"edits\[0\].contrast must be \[\[r, g, b\], \[r, g, b\]\]"),

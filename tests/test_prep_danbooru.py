@@ -15,7 +15,8 @@ def test_both_formats_parse_to_the_ground_truth(tmp_path):
     truth, num_malformed = make_fake_dump(tmp_path, 300)
     stats = {}
     posts = list(danbooru.iter_posts(str(tmp_path / "metadata"), stats))
-    assert stats == {"records": 300 + num_malformed, "malformed": num_malformed, "duplicate_id": 0, "posts": 300}
+    assert stats == {"records": 300 + num_malformed, "malformed": num_malformed, "duplicate_id": 0, "posts": 300,
+                     "skipped_files": []}
     assert sorted(p.id for p in posts) == sorted(t["id"] for t in truth)
     by_id = {t["id"]: t for t in truth}
     for post in posts:

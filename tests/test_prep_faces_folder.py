@@ -105,7 +105,8 @@ def test_faces_command_needs_a_landmarks_file_or_detector(tmp_path):
         "{image path: 68 [x, y] points}")
     result = run_command("experiments.prepare_faces", f"--images={tmp_path}", f"--out={tmp_path / 'o'}",
                          "--detector=dlib")
-    assert result.returncode == 1 and "flag --detector=dlib: value should be one of <opencv|boxes>" in result.stderr
+    assert result.returncode == 1
+    assert "flag --detector=dlib: value should be one of <opencv|animeface|boxes>" in result.stderr
 
 
 @pytest.fixture()

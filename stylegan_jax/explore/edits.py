@@ -22,6 +22,7 @@ import numpy as np
 
 # The mask value each paint mode of the page sets (the page paints the masks: static/editor.js).
 PAINT_MODES = {"add": 1.0, "subtract": -1.0, "erase": 0.0}
+MAX_MULTIPLIER = 1e6  # a channel's multiplier (larger ones overflow float32 activations)
 _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 # "first", "first-last", either with an optional "*multiplier"
 _CHANNEL_ITEM = re.compile(rf"^\s*(\d+)\s*(?:-\s*(\d+))?\s*(?:\*\s*({_NUMBER}))?\s*$")
@@ -43,8 +44,11 @@ def parse_channels(text: str, num_channels: int) -> Dict[int, float]:
             raise ValueError(f"bad channel range {item.strip()!r}: the first channel must not "
                              f"exceed the last")
         multiplier = float(match.group(3)) if match.group(3) is not None else 1.0
+        if not abs(multiplier) <= MAX_MULTIPLIER:
+            raise ValueError(f"bad multiplier in {item.strip()!r}: it must be a number in "
+                             f"[-{MAX_MULTIPLIER:g}, {MAX_MULTIPLIER:g}]")
+        check_channel(last, num_channels)  # before expanding the range: it is at most the layer
         for c in range(first, last + 1):
-            check_channel(c, num_channels)
             channels[c] = multiplier
     return channels
 

@@ -1,37 +1,64 @@
-"""The explorer web API's endpoints: a request's JSON object in, a JSON-ready dict out.
+"""The explorer web API's endpoints: a validated request model in, a JSON-ready dict out.
 
-Conventions (server.py routes POST /api/<name> to `Api.<name>`, GET /api/info to `Api.info`):
+Conventions (server.py routes the HTTP API here; api_models.py holds each request's fields, their
+bounds, and the replies):
 
 * A latent is {"seed": int, "psi": float} (psi defaults to 1) or {"w": media.encode_w(w)}; a
   render's own latent fields sit at the top level of its request, pairs are "a" and "b".
 * A recipe is recipe.Recipe's JSON (object or string), checked against the model; absent = none.
 * Masks and selections are 2-d lists at the layer's resolution (edits.py's conventions).
-* Images come back as PNG data URLs; exports as {"filename", "mime", "data": data URL}.
-* A bad request raises ValueError with a one-line message naming the field (HTTP 400); unknown
-  fields are refused too, so a typo does not pass silently.
+* Images come back as PNG data URLs; exports as {"filename", "mime", "data": data URL}, or as the
+  file itself from a job (Api.export_work).
+* A request that fits the models but not the explorer's model (unknown layer, channel out of
+  range, wrong mask shape) raises ValueError with a one-line message naming the field (HTTP 400);
+  a result that is not finite raises NonFinite (HTTP 422).
 """
 import base64
+import binascii
 import dataclasses
 import io
 import math
 import os
 import tempfile
-import threading
 
 import numpy as np
 from PIL import Image
+from pydantic import ValidationError
 
+from stylegan_jax.explore import api_models as m
 from stylegan_jax.explore import find, media
 from stylegan_jax.explore.edits import PAINT_MODES, check_channel, format_channels, parse_channels
 from stylegan_jax.explore.explorer import NOISE_MODES
 from stylegan_jax.explore.latent import Direction, attribute_vector, lerp_w, slerp_z, style_mix
 from stylegan_jax.explore.recipe import Recipe, apply_recipe, apply_to_seeds, parse_mask
 
-MAX_SEEDS = 64       # images per gallery / seed grid request
-MAX_FRAMES = 240     # frames per animation
 SORTS = ("channel", "magnitude", "similarity")
-LATENT = ("seed", "w", "psi")
-_REQUIRED = object()
+MAX_EXPORT_SIDE = 4096          # pixels of an exported frame's side (after scaling)
+MAX_EXPORT_PIXELS = 1 << 27     # pixels of all frames of one animation together
+FRAMES_PER_CALL = 8             # interpolation frames synthesized per call in an export
+
+
+class NonFinite(ValueError):
+    """A result holds NaN or an infinity (the edits overflowed float32); `field` names where."""
+
+    def __init__(self, field: str):
+        super().__init__(f"the result's {field} is not finite (NaN or infinite): lower the edit "
+                         f"amounts, multipliers or direction strengths")
+        self.field = field
+
+
+def check_finite(value, field: str = "reply"):
+    """Raises NonFinite naming the first non-finite float in a JSON-ready value; returns it."""
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise NonFinite(field)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            check_finite(item, f"{field}.{key}")
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            check_finite(item, f"{field}[{i}]")
+    return value
 
 
 def png_data_url(image: np.ndarray) -> str:
@@ -39,6 +66,13 @@ def png_data_url(image: np.ndarray) -> str:
     buffer = io.BytesIO()
     Image.fromarray(np.asarray(image, np.uint8)).save(buffer, format="PNG")
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def images_of(rendering, field: str = "image") -> np.ndarray:
+    """The rendering's uint8 images; NonFinite when the float images hold NaN or inf."""
+    if not np.all(np.isfinite(rendering.images)):
+        raise NonFinite(field)
+    return rendering.uint8
 
 
 def map_grid(colors: np.ndarray, order, gap: int = 1):
@@ -54,317 +88,290 @@ def map_grid(colors: np.ndarray, order, gap: int = 1):
     return grid, rows, cols
 
 
-class Body:
-    """A request's JSON object; its getters raise one-line ValueErrors naming the field."""
+def decode_data_url(data: str) -> bytes:
+    """The bytes of a base64 data URL ("data:<mime>;base64,<data>") or of plain base64."""
+    if data.startswith("data:"):
+        head, comma, data = data.partition(",")
+        if not comma or not head.endswith(";base64"):
+            raise ValueError("field 'data' must be a data URL like data:image/png;base64,<data> "
+                             "or plain base64")
+    try:
+        return base64.b64decode(data, validate=True)
+    except (ValueError, binascii.Error):
+        raise ValueError("field 'data' is not valid base64: send the PNG as a data URL") from None
 
-    def __init__(self, obj, endpoint: str, allowed=()):
-        if not isinstance(obj, dict):
-            raise ValueError(f"{endpoint} expects a JSON object, got {type(obj).__name__}")
-        unknown = sorted(set(obj) - set(allowed))
-        if unknown:
-            raise ValueError(f"unknown field(s) {unknown} for {endpoint}: it takes "
-                             f"{', '.join(allowed) or 'no fields'}")
-        self.obj, self.endpoint = obj, endpoint
 
-    def get(self, key, default=_REQUIRED):
-        if key in self.obj and self.obj[key] is not None:
-            return self.obj[key]
-        if default is _REQUIRED:
-            raise ValueError(f"{self.endpoint} needs the field {key!r}")
-        return default
-
-    def number(self, key, default=_REQUIRED, lo=-math.inf, hi=math.inf, kind=float):
-        value = self.get(key, default)
-        if value is None:
-            return None
-        ok = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
-        if not ok or (kind is int and value != int(value)) or not lo <= value <= hi:
-            what = "an integer" if kind is int else "a number"
-            raise ValueError(f"field {key!r} must be {what} in [{lo}, {hi}], got {value!r}")
-        return kind(value)
-
-    def text(self, key, default=_REQUIRED, choices=None):
-        value = self.get(key, default)
-        if value is not None and not isinstance(value, str):
-            raise ValueError(f"field {key!r} must be a string, got {type(value).__name__}")
-        if choices is not None and value is not None and value not in choices:
-            raise ValueError(f"field {key!r} must be one of {', '.join(choices)}, got {value!r}")
-        return value
-
-    def seeds(self, key="seeds", lo=1):
-        seeds = self.get(key)
-        if (not isinstance(seeds, list) or not lo <= len(seeds) <= MAX_SEEDS
-                or not all(isinstance(s, int) and not isinstance(s, bool) and 0 <= s < 2**32
-                           for s in seeds)):
-            raise ValueError(f"field {key!r} must be a list of {lo} to {MAX_SEEDS} integer seeds "
-                             f"in [0, 2^32)")
-        return seeds
-
-    def mask(self, key, layer, default=None):
-        mask = parse_mask(self.get(key, default), f"field {key!r}")
-        if mask is None:
-            return None
-        if mask.shape != (layer.height, layer.width):
-            raise ValueError(f"field {key!r} must be a {layer.height}x{layer.width} list of finite "
-                             f"numbers (layer {layer.name}), got shape {list(mask.shape)}")
-        return mask
-
-    def part(self, key):
-        """A nested latent object (e.g. "a")."""
-        return Body(self.get(key), f"{self.endpoint}.{key}", LATENT)
+def provenance_for_clients(provenance: dict) -> dict:
+    """The model's provenance with paths reduced to their file or folder name (the page has no
+    use for where the model sits on this machine)."""
+    out = {}
+    for key, value in provenance.items():
+        if isinstance(value, str) and os.path.isabs(value):
+            value = os.path.basename(value.rstrip(os.sep)) or value
+        out[key] = value
+    return out
 
 
 class Api:
-    """The endpoints on one Explorer; one lock serialises them (the explorer's cache is shared)."""
+    """The endpoints on one Explorer. Calls may come from several threads at once: the explorer
+    serialises its own synthesis, so a long export (which renders frame by frame) lets quick
+    renders in between."""
 
     def __init__(self, explorer):
         self.ex = explorer
-        self.lock = threading.Lock()
-        self.endpoints = {name: getattr(self, name) for name in (
-            "gallery", "render", "channels", "propose", "direction", "interpolate", "mix",
-            "apply_to_seeds", "recipe", "load_png", "export")}
 
     # ------------------------------------------------------------------ helpers
-    def latent(self, b: Body, default_psi: float = 1.0) -> np.ndarray:
-        """w [1, layers, dlatent] of a latent object (seed + psi, or w)."""
-        if ("seed" in b.obj) == ("w" in b.obj):
-            raise ValueError(f"{b.endpoint} needs exactly one of 'seed' or 'w'")
-        if "w" in b.obj:
-            if "psi" in b.obj:
-                raise ValueError(f"{b.endpoint}: 'psi' goes with 'seed' ('w' is already truncated)")
-            w = self.ex.check_w(media.decode_w(b.get("w")))
+    def latent(self, latent: m.LatentFields, where: str = "request") -> np.ndarray:
+        """w [1, layers, dlatent] of a latent (seed + psi, or w)."""
+        try:
+            m.check_latent(latent)
+        except ValueError as e:
+            raise ValueError(f"{where}: {e}") from None
+        if latent.w is not None:
+            w = media.decode_w(latent.w.model_dump())
+            if w.ndim not in (2, 3):
+                raise ValueError(f"{where}: 'w' must have shape [{self.ex.num_layers}, "
+                                 f"{self.ex.dlatent_size}], got {list(w.shape)}")
+            w = self.ex.check_w(w)
             if w.shape[0] != 1 or not np.all(np.isfinite(w)):
-                raise ValueError(f"{b.endpoint}: 'w' must be one finite latent, got {list(w.shape)}")
+                raise ValueError(f"{where}: 'w' must be one finite latent, got {list(w.shape)}")
             return w
-        seed = b.number("seed", kind=int, lo=0, hi=2**32 - 1)
-        return self.ex.w_from_seeds([seed], psi=b.number("psi", default_psi, lo=-2, hi=2))
+        return self.ex.w_from_seeds([latent.seed], psi=1.0 if latent.psi is None else latent.psi)
 
-    def recipe(self, obj):
-        """POST /api/recipe {recipe}: the recipe validated against the model, normalised."""
-        b = Body(obj, "recipe", ("recipe",))
-        return {"recipe": self._recipe(b).to_json()}
+    def recipe_of(self, recipe) -> Recipe:
+        """A request's recipe (RecipeJSON or None) read and checked against the model."""
+        if recipe is None:
+            return Recipe()
+        obj = recipe.model_dump(mode="json") if isinstance(recipe, m.RecipeJSON) else recipe
+        return Recipe.from_json(obj, self.ex).check(self.ex)
 
-    def _recipe(self, b: Body) -> Recipe:
-        obj = b.get("recipe", None)
-        return Recipe() if obj is None else Recipe.from_json(obj).check(self.ex)
+    def _image_reply(self, w, recipe, noise_mode):
+        rendering, _ = apply_recipe(self.ex, self.recipe_of(recipe), w, noise_mode=noise_mode)
+        return {"image": png_data_url(images_of(rendering)[0]), "w": media.encode_w(w)}
 
-    def _render(self, w, recipe: Recipe, noise_mode=None, layer=None):
-        """(Rendering, w after the recipe's directions), with the features when `layer` is given."""
-        return apply_recipe(self.ex, recipe, w, noise_mode=noise_mode,
-                            return_features=layer is not None)
-
-    def _image_reply(self, w, b: Body):
-        rendering, _ = self._render(w, self._recipe(b), self._noise(b))
-        return {"image": png_data_url(rendering.uint8[0]), "w": media.encode_w(w)}
-
-    @staticmethod
-    def _noise(b: Body):
-        return b.text("noise_mode", None, NOISE_MODES)
+    def _mask(self, value, field: str, layer):
+        mask = parse_mask(value, f"field {field!r}")
+        if mask is not None and mask.shape != (layer.height, layer.width):
+            raise ValueError(f"field {field!r} must be a {layer.height}x{layer.width} list of "
+                             f"finite numbers (layer {layer.name}), got shape {list(mask.shape)}")
+        return mask
 
     # ------------------------------------------------------------------ endpoints
-    def info(self, _obj=None):
-        """GET /api/info: the model (Explorer.describe) and the API's choices and limits."""
-        return dict(self.ex.describe(), paint_modes=list(PAINT_MODES), sorts=list(SORTS),
-                    noise_modes=list(NOISE_MODES), max_seeds=MAX_SEEDS, max_frames=MAX_FRAMES)
+    def info(self) -> dict:
+        """GET /api/info: the model (Explorer.describe, paths as file names) and the API's
+        choices and limits."""
+        description = self.ex.describe()
+        description["provenance"] = provenance_for_clients(description["provenance"])
+        return dict(description, paint_modes=list(PAINT_MODES), sorts=list(SORTS),
+                    noise_modes=list(NOISE_MODES), max_seeds=m.MAX_SEEDS,
+                    max_frames=m.MAX_FRAMES, max_scale=m.MAX_SCALE)
 
-    def gallery(self, obj):
-        """{seeds, psi, noise_mode} -> {images}: random samples."""
-        b = Body(obj, "gallery", ("seeds", "psi", "noise_mode"))
-        w = self.ex.w_from_seeds(b.seeds(), psi=b.number("psi", 1.0, lo=-2, hi=2))
-        images = self.ex.synthesize(w, noise_mode=self._noise(b)).uint8
-        return {"images": [png_data_url(im) for im in images]}
+    def gallery(self, req: m.GalleryRequest) -> dict:
+        """Random samples of the seeds."""
+        w = self.ex.w_from_seeds(req.seeds, psi=req.psi)
+        rendering = self.ex.synthesize(w, noise_mode=req.noise_mode)
+        return {"images": [png_data_url(im) for im in images_of(rendering, "images")]}
 
-    def render(self, obj):
-        """{seed|w, psi, recipe, noise_mode, layer, selection, sort} -> {image, w, maps?}.
-
-        With `layer`: "maps" holds that layer's (edited) feature maps as one grid PNG, the
-        channel of each cell ("order", by `sort` within `selection`) and the sort's values."""
-        b = Body(obj, "render", LATENT + ("recipe", "noise_mode", "layer", "selection", "sort"))
-        w = self.latent(b)
-        recipe, noise = self._recipe(b), self._noise(b)
-        name = b.text("layer", None)
-        layer = None if name is None else self.ex.layer(name)
-        sort = b.text("sort", "channel", SORTS)
-        selection = None if layer is None else b.mask("selection", layer)
-        rendering, _ = self._render(w, recipe, noise, name)
-        out = {"image": png_data_url(rendering.uint8[0]), "w": media.encode_w(w)}
+    def render(self, req: m.RenderRequest) -> dict:
+        """The latent with the recipe -> {image, w, maps?}. With `layer`: "maps" holds that
+        layer's (edited) feature maps as one grid PNG, the channel of each cell ("order", by
+        `sort` within `selection`) and the sort's values."""
+        w = self.latent(req, "render")
+        recipe = self.recipe_of(req.recipe)
+        layer = None if req.layer is None else self.ex.layer(req.layer)
+        selection = None if layer is None else self._mask(req.selection, "selection", layer)
+        rendering, _ = apply_recipe(self.ex, recipe, w, noise_mode=req.noise_mode,
+                                    return_features=layer is not None)
+        out = {"image": png_data_url(images_of(rendering)[0]), "w": media.encode_w(w)}
         if layer is None:
             return out
-        features = rendering.features[name][0]
+        features = rendering.features[layer.name][0]
+        if not np.all(np.isfinite(features)):
+            raise NonFinite("maps")
         values = None
-        if sort == "channel":
+        if req.sort == "channel":
             order = list(range(layer.channels))
         else:
             if selection is None or not np.any(selection):
-                if sort == "similarity":
+                if req.sort == "similarity":
                     raise ValueError("sorting by similarity needs a selection: paint a region first")
                 selection = np.ones((layer.height, layer.width), np.float32)
-            ranked = (find.sort_by_magnitude if sort == "magnitude" else find.sort_by_similarity)(
+            ranked = (find.sort_by_magnitude if req.sort == "magnitude" else find.sort_by_similarity)(
                 features, selection)
-            order, values = [c for c, _ in ranked], [v for _, v in ranked]
+            order, values = [c for c, _ in ranked], [float(v) for _, v in ranked]
         grid, rows, cols = map_grid(media.feature_map_colors(features), order)
         out["maps"] = {"layer": dataclasses.asdict(layer), "grid": png_data_url(grid), "rows": rows,
                        "cols": cols, "gap": 1, "order": order, "values": values,
                        "scale": float(np.abs(features).max())}
         return out
 
-    def channels(self, obj):
-        """{layer, text, toggle?} -> {text, channels}: a channel list parsed (and a channel
-        added or removed), written back in canonical form."""
-        b = Body(obj, "channels", ("layer", "text", "toggle"))
-        layer = self.ex.layer(b.text("layer"))
-        channels = parse_channels(b.text("text", ""), layer.channels)
-        toggle = b.number("toggle", None, kind=int, lo=-math.inf)
-        if toggle is not None:
-            check_channel(toggle, layer.channels)
-            if channels.pop(toggle, None) is None:
-                channels[toggle] = 1.0
+    def channels(self, req: m.ChannelsRequest) -> dict:
+        """A channel list parsed (and a channel added or removed), written back in canonical form."""
+        layer = self.ex.layer(req.layer)
+        channels = parse_channels(req.text, layer.channels)
+        if req.toggle is not None:
+            check_channel(req.toggle, layer.channels)
+            if channels.pop(req.toggle, None) is None:
+                channels[req.toggle] = 1.0
         return {"text": format_channels(channels), "channels": sorted(channels.items())}
 
-    def propose(self, obj):
-        """{a, b, layer, mask_a, mask_b?, top_k, name, noise_mode} -> {edit}: find.propose_edit
-        with a = the image WITH the attribute, b = without; the edit in recipe-JSON form."""
-        b = Body(obj, "propose", ("a", "b", "layer", "mask_a", "mask_b", "top_k", "name",
-                                  "noise_mode"))
-        layer = self.ex.layer(b.text("layer"))
-        mask_a = b.mask("mask_a", layer, _REQUIRED)
-        mask_b = b.mask("mask_b", layer)
-        noise = self._noise(b)
-        renders = [self.ex.synthesize(self.latent(b.part(k)), return_features=True, noise_mode=noise)
-                   for k in ("a", "b")]
+    def propose(self, req: m.ProposeRequest) -> dict:
+        """find.propose_edit with a = the image WITH the attribute, b = without; the edit in
+        recipe-JSON form."""
+        layer = self.ex.layer(req.layer)
+        mask_a = self._mask(req.mask_a, "mask_a", layer)
+        mask_b = self._mask(req.mask_b, "mask_b", layer)
+        if req.top_k > layer.channels:
+            raise ValueError(f"field 'top_k' must be at most {layer.channels} (layer {layer.name})")
+        renders = [self.ex.synthesize(self.latent(x, f"propose.{k}"), return_features=True,
+                                      noise_mode=req.noise_mode)
+                   for k, x in (("a", req.a), ("b", req.b))]
         edit = find.propose_edit(layer.name, *(r.features[layer.name][0] for r in renders),
-                                 mask_a, mask_b,
-                                 top_k=b.number("top_k", 8, lo=1, hi=layer.channels, kind=int),
-                                 name=b.text("name", "proposed"),
+                                 mask_a, mask_b, top_k=req.top_k, name=req.name,
                                  images=[r.images[0] for r in renders])
         return {"edit": Recipe([edit]).to_json()["edits"][0]}
 
-    def direction(self, obj):
-        """{with: [latents], without: [latents], name, layers?} -> {direction}: an attribute
-        vector (mean w with - mean w without) in recipe-JSON form, strength 1."""
-        b = Body(obj, "direction", ("with", "without", "name", "layers"))
-        groups = []
-        for key in ("with", "without"):
-            items = b.get(key)
-            if not isinstance(items, list) or not 1 <= len(items) <= MAX_SEEDS:
-                raise ValueError(f"field {key!r} must be a list of 1 to {MAX_SEEDS} latents")
-            groups.append([self.latent(Body(x, f"direction.{key}[{i}]", LATENT))
-                           for i, x in enumerate(items)])
+    def direction(self, req: m.DirectionRequest) -> dict:
+        """An attribute vector (mean w with - mean w without) in recipe-JSON form, strength 1."""
+        groups = [[self.latent(x, f"direction.{key}[{i}]") for i, x in enumerate(items)]
+                  for key, items in (("with", req.with_), ("without", req.without))]
         w = np.concatenate(groups[0] + groups[1])
         vector = attribute_vector(w, [True] * len(groups[0]) + [False] * len(groups[1]))
-        layers = b.get("layers", None)
-        spec = {"name": b.text("name", "direction"), "vector": vector.tolist(), "strength": 1.0,
-                "layers": layers}
-        direction = Direction.from_json(spec, "direction").check(self.ex.num_layers, self.ex.dlatent_size)
+        spec = {"name": req.name, "vector": vector.tolist(), "strength": 1.0,
+                "layers": None if req.layers is None else list(req.layers)}
+        direction = Direction.from_json(spec, "direction").check(self.ex.num_layers,
+                                                                 self.ex.dlatent_size)
         return {"direction": direction.to_json()}
 
-    def interpolate(self, obj):
-        """{a, b, t, space: w|z, recipe?, noise_mode} -> {image, w}: lerp in W, or slerp in Z
-        (needs two seeds; a's psi truncates)."""
-        b = Body(obj, "interpolate", ("a", "b", "t", "space", "recipe", "noise_mode"))
-        t = b.number("t", lo=0, hi=1)
-        a, c = b.part("a"), b.part("b")
-        if b.text("space", "w", ("w", "z")) == "z":
-            if "seed" not in a.obj or "seed" not in c.obj:
+    def interpolate(self, req: m.InterpolateRequest) -> dict:
+        """lerp in W, or slerp in Z (needs two seeds; a's psi truncates) -> {image, w}."""
+        if req.space == "z":
+            if req.a.seed is None or req.b.seed is None:
                 raise ValueError("interpolating in Z needs two seeds (a picked w has no z): use space 'w'")
-            z = self.ex.z_from_seeds([x.number("seed", kind=int, lo=0, hi=2**32 - 1) for x in (a, c)])
-            w = self.ex.mapping(slerp_z(z[0], z[1], t)[None])
-            psi = a.number("psi", 1.0, lo=-2, hi=2)
+            z = self.ex.z_from_seeds([req.a.seed, req.b.seed])
+            w = self.ex.mapping(slerp_z(z[0], z[1], req.t)[None])
+            psi = 1.0 if req.a.psi is None else req.a.psi
             w = w if psi == 1.0 else self.ex.truncate(w, psi)
         else:
-            w = lerp_w(self.latent(a), self.latent(c), t)
-        return self._image_reply(w, b)
+            w = lerp_w(self.latent(req.a, "interpolate.a"), self.latent(req.b, "interpolate.b"), req.t)
+        return self._image_reply(w, req.recipe, req.noise_mode)
 
-    def mix(self, obj):
-        """{a, b, crossover, recipe?, noise_mode} -> {image, w}: layers < crossover from a
-        (coarse styles), the rest from b."""
-        b = Body(obj, "mix", ("a", "b", "crossover", "recipe", "noise_mode"))
-        crossover = b.number("crossover", kind=int, lo=0, hi=self.ex.num_layers)
-        w = style_mix(self.latent(b.part("a")), self.latent(b.part("b")), crossover)
-        return self._image_reply(w, b)
+    def mix(self, req: m.MixRequest) -> dict:
+        """Layers < crossover from a (coarse styles), the rest from b -> {image, w}."""
+        if req.crossover > self.ex.num_layers:
+            raise ValueError(f"field 'crossover' must be at most {self.ex.num_layers}")
+        w = style_mix(self.latent(req.a, "mix.a"), self.latent(req.b, "mix.b"), req.crossover)
+        return self._image_reply(w, req.recipe, req.noise_mode)
 
-    def apply_to_seeds(self, obj):
-        """{recipe, seeds, psi, amount_scale, noise_mode} -> {images}: recipe.apply_to_seeds."""
-        b = Body(obj, "apply_to_seeds", ("recipe", "seeds", "psi", "amount_scale", "noise_mode"))
-        rendering, _ = apply_to_seeds(self.ex, self._recipe(b), b.seeds(),
-                                      psi=b.number("psi", 1.0, lo=-2, hi=2),
-                                      amount_scale=b.number("amount_scale", 1.0, lo=-100, hi=100),
-                                      noise_mode=self._noise(b))
-        return {"images": [png_data_url(im) for im in rendering.uint8]}
+    def apply_to_seeds_work(self, req: m.ApplyToSeedsRequest):
+        """The recipe on the seeds (recipe.apply_to_seeds), checked now, run by the returned
+        work(progress) -> {images}."""
+        recipe = self.recipe_of(req.recipe)
 
-    def load_png(self, obj):
-        """{data: PNG as base64 or data URL} -> {image, w, recipe, settings} (media.load_png)."""
-        b = Body(obj, "load_png", ("data",))
-        data = b.text("data")
-        try:
-            raw = base64.b64decode(data.split(",", 1)[1] if data.startswith("data:") else data,
-                                   validate=True)
-        except ValueError:
-            raise ValueError("field 'data' must be a PNG as base64 or a data URL") from None
-        loaded = media.load_png(raw)
+        def work(progress=None):
+            rendering, _ = apply_to_seeds(self.ex, recipe, req.seeds, psi=req.psi,
+                                          amount_scale=req.amount_scale, noise_mode=req.noise_mode)
+            return {"images": [png_data_url(im) for im in images_of(rendering, "images")]}
+        return work
+
+    def apply_to_seeds(self, req: m.ApplyToSeedsRequest) -> dict:
+        """{recipe, seeds, psi, amount_scale, noise_mode} -> {images}."""
+        return self.apply_to_seeds_work(req)()
+
+    def recipe(self, req: m.RecipeRequest) -> dict:
+        """The recipe validated against the model, normalised."""
+        return {"recipe": self.recipe_of(req.recipe).to_json()}
+
+    def load_png(self, req: m.LoadPngRequest) -> dict:
+        """A PNG (data URL or base64) -> {image, w, recipe, settings} (media.load_png)."""
+        loaded = media.load_png(decode_data_url(req.data), read_recipe=self._png_recipe)
         recipe = loaded["recipe"]
-        if recipe is not None:
-            recipe.check(self.ex)
-        return {"image": png_data_url(loaded["image"]),
-                "w": None if loaded["w"] is None else media.encode_w(self.ex.check_w(loaded["w"])[:1]),
-                "recipe": None if recipe is None else recipe.to_json(), "settings": loaded["settings"]}
+        w = None if loaded["w"] is None else media.encode_w(self.ex.check_w(loaded["w"])[:1])
+        return {"image": png_data_url(loaded["image"]), "w": w,
+                "recipe": None if recipe is None else recipe.to_json(),
+                "settings": check_finite(loaded["settings"], "settings")}
 
-    def export(self, obj):
-        """{kind: png|gif|mp4, ...} -> {filename, mime, data}.
+    def _png_recipe(self, obj) -> Recipe:
+        """A recipe from PNG metadata, bounded like a request's (api_models.RecipeJSON)."""
+        try:
+            recipe = m.RecipeJSON.model_validate(obj)
+        except ValidationError as e:
+            first = e.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "recipe"
+            raise ValueError(f"the image's recipe is invalid at {where}: {first['msg']}") from None
+        return self.recipe_of(recipe)
+
+    def export_work(self, req: m.ExportRequest):
+        """Checks an export now and returns work(progress) -> (filename, mime, bytes).
 
         png: the rendered latent + recipe, with the latent's w (before the recipe) and the recipe
         in its metadata (media.save_png). gif/mp4: animation "oscillation" (the recipe's amount
         going low -> high -> low on the latent) or "interpolation" (a walk through `seeds`,
         `frames` per leg), at `fps`, enlarged `scale` times."""
-        b = Body(obj, "export", LATENT + ("kind", "recipe", "noise_mode", "animation", "seeds",
-                                          "space", "frames", "fps", "scale", "low", "high"))
-        kind = b.text("kind", choices=("png", "gif", "mp4"))
-        with tempfile.TemporaryDirectory(prefix="explorer_export_") as folder:
-            if kind == "png":
-                w, recipe, noise = self.latent(b), self._recipe(b), self._noise(b)
-                rendering, _ = self._render(w, recipe, noise)
-                settings = {"w": "before the recipe", "noise_mode": noise or self.ex.noise_mode}
-                if "seed" in b.obj:
-                    settings.update(seed=b.obj["seed"], psi=b.number("psi", 1.0))
-                name = f"seed{b.obj['seed']}.png" if "seed" in b.obj else "image.png"
-                path = media.save_png(os.path.join(folder, name), rendering.uint8[0], w=w[0],
-                                      recipe=recipe, settings=settings)
-                mime = "image/png"
-            else:
-                frames, name = self._frames(b)
-                fps = b.number("fps", 12.0 if kind == "gif" else 24.0, lo=1, hi=60)
-                scale = b.number("scale", 1, lo=1, hi=16, kind=int)
-                path = os.path.join(folder, f"{name}.{kind}")
-                if kind == "gif":
-                    media.save_gif(path, frames, fps=fps, scale=scale)
-                else:
-                    try:
-                        media.save_mp4(path, frames, fps=fps, scale=scale)
-                    except RuntimeError as e:
-                        if media.MP4_PINS not in str(e):
-                            raise
-                        raise ValueError(str(e)) from None  # imageio / imageio-ffmpeg missing
-                mime = "image/gif" if kind == "gif" else "video/mp4"
-            with open(path, "rb") as f:
-                data = base64.b64encode(f.read()).decode("ascii")
-        return {"filename": os.path.basename(path), "mime": mime,
-                "data": f"data:{mime};base64,{data}"}
+        recipe = self.recipe_of(req.recipe)
+        if req.kind == "png":
+            w = self.latent(req, "export")
+            return lambda progress=None: self._png_file(req, w, recipe)
+        if req.animation == "interpolation":
+            if req.seeds is None:
+                raise ValueError("an interpolation export needs the field 'seeds' (2 or more)")
+            total = req.frames * (len(req.seeds) - 1) + 1
+            name = "interpolation_" + "_".join(map(str, req.seeds))
+            w = None
+        else:
+            if not recipe.edits and not recipe.directions:
+                raise ValueError("an oscillation animates the recipe's edits: add an edit first")
+            total, name, w = req.frames, "oscillation", self.latent(req, "export")
+        if total > m.MAX_FRAMES:
+            raise ValueError(f"too many frames: at most {m.MAX_FRAMES} in all")
+        height, width = (side * req.scale for side in self.ex.image_shape)
+        if max(height, width) > MAX_EXPORT_SIDE or total * height * width > MAX_EXPORT_PIXELS:
+            raise ValueError(f"the animation would be {total} frames of {height}x{width} pixels: "
+                             f"at most {MAX_EXPORT_SIDE} a side and {MAX_EXPORT_PIXELS} pixels in "
+                             f"all (lower 'scale' or 'frames')")
 
-    def _frames(self, b: Body):
-        animation = b.text("animation", "oscillation", ("oscillation", "interpolation"))
-        frames = b.number("frames", 24, lo=2, hi=MAX_FRAMES, kind=int)
-        if animation == "interpolation":
-            seeds = b.seeds(lo=2)
-            if frames * (len(seeds) - 1) + 1 > MAX_FRAMES:
-                raise ValueError(f"too many frames: at most {MAX_FRAMES} in all")
-            images, _ = media.interpolation_frames(self.ex, seeds, frames,
-                                                   space=b.text("space", "w", ("w", "z")),
-                                                   psi=b.number("psi", 1.0, lo=-2, hi=2))
-            return images, "interpolation_" + "_".join(map(str, seeds))
-        recipe = self._recipe(b)
-        if not recipe.edits and not recipe.directions:
-            raise ValueError("an oscillation animates the recipe's edits: add an edit first")
-        images = media.oscillation_frames(self.ex, recipe, self.latent(b), frames,
-                                          low=b.number("low", 0.0, lo=-100, hi=100),
-                                          high=b.number("high", 1.0, lo=-100, hi=100))
-        return images, "oscillation"
+        def work(progress=None):
+            if req.animation == "interpolation":
+                frames, _ = media.interpolation_frames(self.ex, req.seeds, req.frames,
+                                                       space=req.space,
+                                                       psi=1.0 if req.psi is None else req.psi,
+                                                       chunk=FRAMES_PER_CALL, progress=progress)
+            else:
+                frames = media.oscillation_frames(self.ex, recipe, w, req.frames, low=req.low,
+                                                  high=req.high, progress=progress)
+            return self._animation_file(req, frames, name)
+        return work
+
+    def export(self, req: m.ExportRequest) -> dict:
+        """{kind: png|gif|mp4, ...} -> {filename, mime, data: data URL} (see export_work)."""
+        filename, mime, data = self.export_work(req)()
+        return {"filename": filename, "mime": mime,
+                "data": f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"}
+
+    def _png_file(self, req: m.ExportRequest, w, recipe: Recipe):
+        rendering, _ = apply_recipe(self.ex, recipe, w, noise_mode=req.noise_mode)
+        settings = {"w": "before the recipe", "noise_mode": req.noise_mode or self.ex.noise_mode}
+        if req.seed is not None:
+            settings.update(seed=req.seed, psi=1.0 if req.psi is None else req.psi)
+        name = f"seed{req.seed}.png" if req.seed is not None else "image.png"
+        with tempfile.TemporaryDirectory(prefix="explorer_export_") as folder:
+            path = media.save_png(os.path.join(folder, name), images_of(rendering)[0], w=w[0],
+                                  recipe=recipe, settings=settings)
+            with open(path, "rb") as f:
+                return name, "image/png", f.read()
+
+    def _animation_file(self, req: m.ExportRequest, frames, name: str):
+        fps = req.fps or (12.0 if req.kind == "gif" else 24.0)
+        with tempfile.TemporaryDirectory(prefix="explorer_export_") as folder:
+            path = os.path.join(folder, f"{name}.{req.kind}")
+            if req.kind == "gif":
+                media.save_gif(path, frames, fps=fps, scale=req.scale)
+            else:
+                try:
+                    media.save_mp4(path, frames, fps=fps, scale=req.scale)
+                except RuntimeError as e:
+                    if media.MP4_PINS not in str(e):
+                        raise
+                    raise ValueError(str(e)) from None  # imageio / imageio-ffmpeg missing
+            with open(path, "rb") as f:
+                return os.path.basename(path), "image/gif" if req.kind == "gif" else "video/mp4", f.read()

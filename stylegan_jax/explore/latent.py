@@ -111,12 +111,15 @@ class Direction:
         unknown = set(spec) - {"name", "vector", "strength", "layers"}
         if unknown:
             raise ValueError(f"unknown field(s) {sorted(unknown)} in recipe field {where}")
+        layers = spec.get("layers")
+        if layers is not None and (not isinstance(layers, list) or len(layers) != 2 or not all(
+                isinstance(l, int) and not isinstance(l, bool) and abs(l) < 2**31 for l in layers)):
+            raise ValueError(f"recipe field {where}.layers must be null or [start, stop] (integers)")
         try:
             vector = np.asarray(spec["vector"], np.float32)
             strength = float(spec.get("strength", 1.0))
-            layers = spec.get("layers")
             layers = None if layers is None else (int(layers[0]), int(layers[1]))
-        except (TypeError, ValueError, IndexError):
+        except (TypeError, ValueError, IndexError, OverflowError):
             raise ValueError(f"recipe field {where} has a malformed vector, strength or layers") from None
         if vector.ndim != 1 or not np.all(np.isfinite(vector)) or not np.isfinite(strength):
             raise ValueError(f"recipe field {where}.vector must be a flat list of finite numbers")

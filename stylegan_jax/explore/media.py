@@ -10,7 +10,7 @@ import io
 import itertools
 import json
 import os
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 from PIL import Image, PngImagePlugin
@@ -19,9 +19,10 @@ from tqdm import tqdm
 from stylegan_jax.atomic import atomic_write, write_json_atomically
 from stylegan_jax.explore.latent import Direction, apply_directions, lerp_w, slerp_z
 from stylegan_jax.explore.recipe import Recipe, apply_recipe
-from stylegan_jax.utils import tile, to_uint8
+from stylegan_jax.utils import parse_json, tile, to_uint8
 
 METADATA_KEY = "stylegan_jax"
+MAX_PNG_PIXELS = 4096 * 4096  # a PNG to load; larger ones are refused before decoding
 MP4_PINS = "imageio==2.38.1 imageio-ffmpeg==0.8.1"
 
 
@@ -41,7 +42,7 @@ def decode_w(obj: Dict[str, Any]) -> np.ndarray:
     try:
         w = np.frombuffer(base64.b64decode(obj["float32_base64"], validate=True), "<f4")
         return w.reshape(obj["shape"]).astype(np.float32)
-    except (KeyError, TypeError, ValueError) as e:
+    except (KeyError, TypeError, ValueError, OverflowError) as e:
         raise ValueError(f"malformed w in image metadata ({type(e).__name__})") from None
 
 
@@ -56,27 +57,42 @@ def save_png(path: str, image, *, w=None, recipe: Optional[Recipe] = None,
     return atomic_write(path, lambda p: Image.fromarray(image).save(p, format="PNG", pnginfo=info))
 
 
-def load_png(source) -> Dict[str, Any]:
+def load_png(source, *, explorer=None, read_recipe=None) -> Dict[str, Any]:
     """{"image": uint8 [H, W, 3], "w": float32 array or None, "recipe": Recipe or None,
-    "settings": dict} from a PNG path or bytes (an image without metadata gives None's)."""
+    "settings": dict} from a PNG path or bytes (an image without metadata gives None's).
+
+    Images of more than MAX_PNG_PIXELS are refused before they are decoded; the metadata is
+    parsed strictly (utils.parse_json) and must be an object. The recipe is read by
+    `read_recipe(json)` (default: Recipe.from_json, checked against `explorer` when given)."""
     data = source if isinstance(source, (bytes, bytearray)) else None
     if data is None and not os.path.isfile(source):
         raise FileNotFoundError(f"no image at {source}")
     try:
         with Image.open(io.BytesIO(data) if data is not None else source) as im:
+            if im.width * im.height > MAX_PNG_PIXELS:
+                raise ValueError(_too_large(im.width, im.height))
             image = np.asarray(im.convert("RGB"))
             text = im.info.get(METADATA_KEY)
+    except Image.DecompressionBombError:  # over twice PIL's own limit, refused while opening
+        raise ValueError(_too_large()) from None
     except OSError:
         raise ValueError("not a readable image: drop a PNG saved by the explorer") from None
     if text is None:
         return {"image": image, "w": None, "recipe": None, "settings": {}}
-    try:
-        meta = json.loads(text)
-    except json.JSONDecodeError:
-        raise ValueError("the image's explorer metadata is not valid JSON") from None
+    meta = parse_json(text, "the image's explorer metadata")
+    if not isinstance(meta, dict) or not isinstance(meta.get("settings", {}), dict):
+        raise ValueError("the image's explorer metadata must be an object {w, recipe, settings}")
+    if read_recipe is None:
+        read_recipe = lambda obj: Recipe.from_json(obj, explorer)  # noqa: E731
     return {"image": image, "w": None if meta.get("w") is None else decode_w(meta["w"]),
-            "recipe": None if meta.get("recipe") is None else Recipe.from_json(meta["recipe"]),
+            "recipe": None if meta.get("recipe") is None else read_recipe(meta["recipe"]),
             "settings": meta.get("settings", {})}
+
+
+def _too_large(width=None, height=None) -> str:
+    size = "" if width is None else f" ({width}x{height})"
+    return (f"the image{size} has more than {MAX_PNG_PIXELS} pixels: load a PNG saved by the "
+            f"explorer")
 
 
 def feature_map_colors(features, scale: Optional[float] = None) -> np.ndarray:
@@ -176,9 +192,14 @@ def attribute_spectrum(explorer, direction: Direction, seed: int, strengths: Seq
 
 
 def interpolation_frames(explorer, seeds: Sequence[int], num_frames: int,
-                         out_dir: Optional[str] = None, *, space: str = "w", psi: float = 1.0) -> Tuple[np.ndarray, np.ndarray]:
+                         out_dir: Optional[str] = None, *, space: str = "w", psi: float = 1.0,
+                         chunk: Optional[int] = None, progress: Optional[Callable] = None
+                         ) -> Tuple[np.ndarray, np.ndarray]:
     """A walk through the seeds' latents (lerp in W or slerp in Z), num_frames per leg;
-    written as frames + settings.json when out_dir is given. Returns (uint8 frames, their w)."""
+    written as frames + settings.json when out_dir is given. Returns (uint8 frames, their w).
+
+    chunk: synthesize this many frames per call (the last call padded to the same size, so one
+    program serves all), calling progress(frames done, total) after each; None = all at once."""
     if space not in ("w", "z"):
         raise ValueError(f"unknown interpolation space {space!r}: choose 'w' or 'z'")
     if len(seeds) < 2 or num_frames < 2:
@@ -192,7 +213,15 @@ def interpolation_frames(explorer, seeds: Sequence[int], num_frames: int,
     else:
         w = explorer.w_from_seeds(seeds, psi=psi)
         ws = np.concatenate([lerp_w(w[i], w[i + 1], t) for i in range(len(seeds) - 1)] + [w[-1:]])
-    images = explorer.synthesize(ws).uint8
+    step = len(ws) if chunk is None else int(chunk)
+    images = []
+    for start in range(0, len(ws), step):
+        part = ws[start:start + step]
+        padded = np.concatenate([part, np.repeat(part[-1:], step - len(part), axis=0)])
+        images.append(explorer.synthesize(padded).uint8[:len(part)])
+        if progress is not None:
+            progress(start + len(part), len(ws))
+    images = np.concatenate(images)
     if out_dir is not None:
         _new_folder(out_dir)
         _save_frames(out_dir, images, ws)
@@ -203,10 +232,15 @@ def interpolation_frames(explorer, seeds: Sequence[int], num_frames: int,
 
 
 def oscillation_frames(explorer, recipe: Recipe, w, num_frames: int = 24, *, low: float = 0.0,
-                       high: float = 1.0) -> np.ndarray:
-    """An edit's amount going low -> high -> low over num_frames (a talking mouth): uint8 frames."""
+                       high: float = 1.0, progress: Optional[Callable] = None) -> np.ndarray:
+    """An edit's amount going low -> high -> low over num_frames (a talking mouth): uint8 frames.
+    progress(frames done, total) is called after each frame when given."""
     phase = np.arange(num_frames) / num_frames
     scales = low + (high - low) * 0.5 * (1 - np.cos(2 * np.pi * phase))
     w = explorer.check_w(w)[:1]
-    return np.concatenate([apply_recipe(explorer, recipe, w, amount_scale=float(s))[0].uint8
-                           for s in tqdm(scales, desc="frames", leave=False)])
+    frames = []
+    for s in tqdm(scales, desc="frames", leave=False):
+        frames.append(apply_recipe(explorer, recipe, w, amount_scale=float(s))[0].uint8)
+        if progress is not None:
+            progress(len(frames), num_frames)
+    return np.concatenate(frames)

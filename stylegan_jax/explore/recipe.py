@@ -16,6 +16,7 @@ field; `Recipe.check(explorer)` checks it against a model (layers, channel range
 """
 import dataclasses
 import json
+import math
 from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
@@ -24,10 +25,13 @@ from stylegan_jax.explore.edits import (Edit, contrast_signs, edit_deltas, forma
                                         parse_channels)
 from stylegan_jax.explore.latent import Direction, apply_directions
 from stylegan_jax.explore.locate import Locator, place_mask
+from stylegan_jax.utils import parse_json
 
 FORMAT = "stylegan_jax.recipe"
 VERSION = 1
-_ANY_CHANNEL = 1 << 30  # ranges are checked against a model by Recipe.check
+# Without a model, channel numbers and cell offsets are bounded by this (more than any layer has);
+# Recipe.check (or from_json with the explorer) checks them against the model's layers.
+_ANY_CHANNEL = 1 << 16
 
 
 @dataclasses.dataclass
@@ -77,15 +81,15 @@ class Recipe:
         return json.dumps(self.to_json())
 
     @classmethod
-    def from_json(cls, obj) -> "Recipe":
-        """A recipe from a JSON string or dict; ValueError naming the first problem."""
+    def from_json(cls, obj, explorer=None) -> "Recipe":
+        """A recipe from a JSON string or dict; ValueError naming the first problem. With an
+        explorer, each channel list is checked against its layer while it is read (before a
+        range is expanded); Recipe.check does the remaining checks against the model."""
         if isinstance(obj, (str, bytes)):
-            try:
-                obj = json.loads(obj)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"recipe is not valid JSON ({e.msg} at line {e.lineno} column "
-                                 f"{e.colno})") from None
+            obj = parse_json(obj, "recipe")
         _expect(obj, dict, "recipe")
+        channels_of = (lambda layer: _ANY_CHANNEL) if explorer is None else (
+            lambda layer: explorer.layer(_expect(layer, str, "layer")).channels)
         if obj.get("format") != FORMAT:
             raise ValueError(f"recipe 'format' must be {FORMAT!r}, got {obj.get('format')!r}")
         if obj.get("version") != VERSION:
@@ -101,16 +105,20 @@ class Recipe:
                     optional=("threshold", "template", "max_shift", "offset"))
             max_shift, offset = spec.get("max_shift"), spec.get("offset", [0, 0])
             if (not isinstance(offset, list) or len(offset) != 2
-                    or not all(isinstance(o, int) and not isinstance(o, bool) for o in offset)):
+                    or not all(isinstance(o, int) and not isinstance(o, bool)
+                               and abs(o) <= _ANY_CHANNEL for o in offset)):
                 raise ValueError(f"recipe field {where}.offset must be [dy, dx] in whole cells")
+            if max_shift is not None and (not isinstance(max_shift, int) or isinstance(max_shift, bool)
+                                          or not 0 <= max_shift <= _ANY_CHANNEL):
+                raise ValueError(f"recipe field {where}.max_shift must be null or an integer in "
+                                 f"[0, {_ANY_CHANNEL}]")
             locators[name] = Locator(_expect(spec["layer"], str, f"{where}.layer"),
-                                     _channels(spec["channels"], f"{where}.channels"),
+                                     _channels(spec["channels"], f"{where}.channels",
+                                               channels_of(spec["layer"])),
                                      threshold=_number(spec.get("threshold", 0.5), f"{where}.threshold"),
                                      name=name, template=_mask(spec.get("template"), f"{where}.template"),
-                                     max_shift=None if max_shift is None
-                                     else _expect(max_shift, int, f"{where}.max_shift"),
-                                     offset=tuple(offset))
-        edits = [_edit(spec, f"edits[{i}]")
+                                     max_shift=max_shift, offset=tuple(offset))
+        edits = [_edit(spec, f"edits[{i}]", channels_of)
                  for i, spec in enumerate(_expect(obj.get("edits", []), list, "edits"))]
         directions = [Direction.from_json(spec, f"directions[{i}]")
                       for i, spec in enumerate(_expect(obj.get("directions", []), list, "directions"))]
@@ -124,9 +132,14 @@ def _expect(value, kind, where):
 
 
 def _number(value, where) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
-        raise ValueError(f"recipe field {where} must be a finite number, got {value!r}")
-    return float(value)
+    try:
+        number = None if isinstance(value, bool) else float(value)
+    except (TypeError, ValueError, OverflowError):
+        number = None
+    if number is None or not isinstance(value, (int, float)) or not math.isfinite(number):
+        text = repr(value) if len(repr(value)) < 40 else repr(value)[:40] + "..."
+        raise ValueError(f"recipe field {where} must be a finite number, got {text}")
+    return number
 
 
 def _fields(spec, where, required, optional):
@@ -160,9 +173,9 @@ def _mask(value, where) -> Optional[np.ndarray]:
     return parse_mask(value, f"recipe field {where}")
 
 
-def _channels(value, where) -> Dict[int, float]:
+def _channels(value, where, num_channels: int = _ANY_CHANNEL) -> Dict[int, float]:
     try:
-        channels = parse_channels(_expect(value, str, where), _ANY_CHANNEL)
+        channels = parse_channels(_expect(value, str, where), num_channels)
     except ValueError as e:
         raise ValueError(f"recipe field {where}: {e}") from None
     if not channels:
@@ -170,7 +183,7 @@ def _channels(value, where) -> Dict[int, float]:
     return channels
 
 
-def _edit(spec, where) -> Edit:
+def _edit(spec, where, channels_of) -> Edit:
     _fields(spec, where, required=("layer", "channels"),
             optional=("name", "amount", "enabled", "mask", "locator", "anchor", "contrast"))
     mask = _mask(spec.get("mask"), f"{where}.mask")
@@ -187,7 +200,8 @@ def _edit(spec, where) -> Edit:
             raise ValueError(f"recipe field {where}.contrast must be [[r, g, b], [r, g, b]] "
                              f"(the colours WITHOUT and WITH) or null")
         contrast = tuple(tuple(_number(v, f"{where}.contrast") for v in c) for c in contrast)
-    return Edit(_expect(spec["layer"], str, f"{where}.layer"), _channels(spec["channels"], f"{where}.channels"),
+    return Edit(_expect(spec["layer"], str, f"{where}.layer"),
+                _channels(spec["channels"], f"{where}.channels", channels_of(spec["layer"])),
                 mask=mask, amount=_number(spec.get("amount", 1.0), f"{where}.amount"),
                 name=_expect(spec.get("name", ""), str, f"{where}.name"),
                 enabled=_expect(spec.get("enabled", True), bool, f"{where}.enabled"),

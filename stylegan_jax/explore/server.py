@@ -1,4 +1,4 @@
-"""The explorer's web UI: a stdlib HTTP server with a JSON API and one static page.
+"""The explorer's web UI: a FastAPI app with a JSON API and one static page, served by uvicorn.
 
     from stylegan_jax.explore import Explorer
     from stylegan_jax.explore.server import make_server, serve
@@ -7,155 +7,396 @@
     with serving_in_background(make_server(explorer, port=0)) as server:   # tests: a free port
         ...                                                # (stylegan_jax.serving)
 
-GET / serves static/index.html (plus app.js and style.css); GET /api/info and POST /api/<name>
-call handlers.Api (see there for each endpoint's fields). A bad request (a ValueError from the
-explorer API: unknown layer, channel out of range, malformed recipe or JSON) answers 400 with
-{"error": one-line message}; an unknown endpoint 404, a wrong method 405, an oversized body 413,
-an unexpected failure 500 -- the server keeps running in every case.
+GET / serves static/index.html (and static/*.js, *.css); GET /api/info and POST /api/<name> call
+handlers.Api; api_models.py describes every request and reply, published as OpenAPI at
+/openapi.json and browsable at /docs (Swagger UI from the fastapi-offline package's files, served
+from here: nothing is downloaded). Long work runs as a job: POST /api/jobs/export or
+/api/jobs/apply_to_seeds answers 202 with {id, status, done, total, progress}; GET
+/api/jobs/{id} polls it and GET /api/jobs/{id}/result downloads the file (or the images' JSON).
+Jobs run one at a time on their own thread, rendering frame by frame, so renders and /api/info
+answer while one runs.
+
+Every answer is JSON, and every error is {"error": one line} (422s add "detail", one entry per
+invalid field): 400 a request the model cannot use (unknown layer, channel out of range) or a
+body that is not strict JSON (nested deeper than utils.JSON_MAX_DEPTH, NaN, huge integers); 403
+a Host or Origin that is not this server's (DNS rebinding, other sites' pages); 404 an unknown
+path; 405 a wrong method; 413 a body over MAX_BODY; 415 a POST body that is not
+application/json; 422 a field out of its bounds or type, or a result that is not finite (named;
+never sent as NaN); 429 too many waiting jobs; 500 an unexpected failure (logged; the server
+keeps running).
 """
-import json
+import inspect
 import logging
 import os
-from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import urlsplit
+import re
+import socket
+import threading
+from typing import Annotated, Iterable
 
-from stylegan_jax.explore.handlers import Api
-from stylegan_jax.serving import serve_until_interrupted
+import fastapi_offline
+import uvicorn
+from fastapi import FastAPI, HTTPException, Path, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.routing import APIRoute
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from stylegan_jax.explore import api_models as m
+from stylegan_jax.explore.handlers import Api, NonFinite, check_finite
+from stylegan_jax.serving import JobQueue, QueueFull, serve_until_interrupted
+from stylegan_jax.utils import parse_json
 
 STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
-MAX_BODY = 64 << 20  # bytes
-_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
-          ".css": "text/css; charset=utf-8", ".png": "image/png", ".svg": "image/svg+xml"}
+DOCS_DIR = os.path.join(os.path.dirname(fastapi_offline.__file__), "static")  # Swagger UI
+MAX_BODY = 16 << 20  # bytes
+LOCAL_NAMES = ("127.0.0.1", "localhost", "[::1]")
 log = logging.getLogger(__name__)
+_ERRORS = {code: {"model": m.Error} for code in (400, 403, 413, 415, 422)}
+_QUICK = {  # POST /api/<name>: (request model, reply model)
+    "gallery": (m.GalleryRequest, m.Images), "render": (m.RenderRequest, m.Render),
+    "channels": (m.ChannelsRequest, m.Channels), "propose": (m.ProposeRequest, m.Proposal),
+    "direction": (m.DirectionRequest, m.DirectionReply),
+    "interpolate": (m.InterpolateRequest, m.Image), "mix": (m.MixRequest, m.Image),
+    "apply_to_seeds": (m.ApplyToSeedsRequest, m.Images), "recipe": (m.RecipeRequest, m.RecipeReply),
+    "load_png": (m.LoadPngRequest, m.LoadedPng), "export": (m.ExportRequest, m.Export)}
+_JOBS = {"export": m.ExportRequest, "apply_to_seeds": m.ApplyToSeedsRequest}
 
 
-class HttpError(Exception):
-    """An error with its own HTTP status (ValueErrors are 400)."""
+# ------------------------------------------------------------------ requests: JSON only, bounded
+class _BoundedJSONRequest(Request):
+    """A request whose body is read up to MAX_BODY bytes and parsed by utils.parse_json (depth,
+    integer size and NaN checked before parsing)."""
 
-    def __init__(self, status: HTTPStatus, message: str):
-        super().__init__(message)
-        self.status = status
+    async def body(self) -> bytes:
+        if not hasattr(self, "_body"):
+            length = self.headers.get("content-length")
+            if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
+                raise HTTPException(413, f"request body of {length} bytes: at most {MAX_BODY} allowed")
+            chunks, size = [], 0
+            async for chunk in self.stream():
+                size += len(chunk)
+                if size > MAX_BODY:
+                    raise HTTPException(413, f"request body over {MAX_BODY} bytes")
+                chunks.append(chunk)
+            self._body = b"".join(chunks)
+        return self._body
+
+    async def json(self):
+        if not hasattr(self, "_json"):
+            try:
+                self._json = parse_json(await self.body(), "request body")
+            except ValueError as e:
+                raise HTTPException(400, str(e)) from None
+        return self._json
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server_version = "stylegan_jax-explorer/1"
+class _JSONRoute(APIRoute):
+    """POST bodies must be application/json (a page on another site can send text/plain cross
+    site without asking); they are read by _BoundedJSONRequest."""
 
-    def do_GET(self):  # noqa: N802 (http.server's naming)
-        self._dispatch("GET")
+    def get_route_handler(self):
+        handler = super().get_route_handler()
 
-    def do_POST(self):  # noqa: N802
-        self._dispatch("POST")
+        async def route(request: Request):
+            if request.method == "POST":
+                content_type = request.headers.get("content-type", "")
+                if content_type.split(";")[0].strip().lower() != "application/json":
+                    raise HTTPException(415, f"send the request body as JSON with Content-Type: "
+                                             f"application/json (got {content_type or 'none'!r})")
+            return await handler(_BoundedJSONRequest(request.scope, request.receive))
+        return route
 
-    def log_message(self, format, *args):  # pylint: disable=redefined-builtin
-        log.debug("%s %s", self.address_string(), format % args)
 
-    # ------------------------------------------------------------------ dispatch
-    def _dispatch(self, method: str):
-        path = urlsplit(self.path).path
-        if not path.startswith("/api/"):
-            return self._static(method, path)
-        try:
-            body = self._read_json() if method == "POST" else None
-            status, reply = HTTPStatus.OK, self._call(method, path, body)
-        except HttpError as e:
-            status, reply = e.status, {"error": str(e)}
-        except ValueError as e:
-            status, reply = HTTPStatus.BAD_REQUEST, {"error": _one_line(e)}
-        except Exception as e:  # pylint: disable=broad-except  (keep serving; say what broke)
-            log.exception("%s %s failed", method, path)
-            status, reply = HTTPStatus.INTERNAL_SERVER_ERROR, {
-                "error": f"internal error in {path}: {type(e).__name__}: {_one_line(e)}"}
-        return self._send(status, json.dumps(reply).encode("utf-8"), "application/json")
+def allowed_hosts(port: int, extra: Iterable[str] = ()) -> set:
+    """Host header values this server answers: 127.0.0.1, localhost and [::1] with its port,
+    plus `extra` names (each with the port unless it gives one)."""
+    hosts = set()
+    for name in (*LOCAL_NAMES, *extra):
+        name = name.strip().lower()
+        if re.search(r"^[^:]+:\d+$|^\[.*\]:\d+$", name):
+            hosts.add(name)
+            continue
+        hosts.add(f"{name}:{port}")
+        if port == 80:
+            hosts.add(name)
+    return hosts
 
-    def _call(self, method: str, path: str, body):
-        api: Api = self.server.api
-        name = path[len("/api/"):]
-        if name == "info":
-            if method != "GET":
-                raise HttpError(HTTPStatus.METHOD_NOT_ALLOWED, "use GET for /api/info")
-            with api.lock:
-                return api.info()
-        if name not in api.endpoints:
-            raise HttpError(HTTPStatus.NOT_FOUND, f"unknown endpoint {path}: the API has "
-                            f"/api/info, {', '.join('/api/' + n for n in api.endpoints)}")
-        if method != "POST":
-            raise HttpError(HTTPStatus.METHOD_NOT_ALLOWED, f"use POST for {path}")
-        with api.lock:
-            return api.endpoints[name](body)
 
-    def _read_json(self):
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            raise HttpError(HTTPStatus.BAD_REQUEST, "bad Content-Length header") from None
-        if length > MAX_BODY:
-            raise HttpError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                            f"request body of {length} bytes exceeds {MAX_BODY} bytes")
-        raw = self.rfile.read(length) if length > 0 else b""
-        if not raw.strip():
-            return {}
-        try:
-            return json.loads(raw.decode("utf-8"))
-        except UnicodeDecodeError:
-            raise ValueError("request body is not UTF-8 text") from None
-        except json.JSONDecodeError as e:
-            raise ValueError(f"request body is not valid JSON ({e.msg} at line {e.lineno} "
-                             f"column {e.colno})") from None
+class _LocalOnly:
+    """ASGI middleware: answers 403 unless Host is one of `hosts` and Origin (when sent) is
+    http://<one of them>. A DNS-rebinding page reaches the server under its own host name, and
+    other sites' pages send their own Origin."""
 
-    def _static(self, method: str, path: str):
-        if path == "/favicon.ico":
-            return self._send(HTTPStatus.NO_CONTENT, b"", "image/x-icon")
-        name = "index.html" if path in ("/", "/index.html") else path.rsplit("/static/", 1)[-1]
-        known = os.listdir(STATIC_DIR) if os.path.isdir(STATIC_DIR) else []
-        if method != "GET" or not (path in ("/", "/index.html") or path.startswith("/static/")) \
-                or name not in known:
-            message = f"no page at {path}: open / for the explorer"
-            return self._send(HTTPStatus.NOT_FOUND, json.dumps({"error": message}).encode(),
-                              "application/json")
-        with open(os.path.join(STATIC_DIR, name), "rb") as f:
-            data = f.read()
-        return self._send(HTTPStatus.OK, data,
-                          _TYPES.get(os.path.splitext(name)[1], "application/octet-stream"))
+    def __init__(self, app, hosts, url: str):
+        self.app, self.hosts, self.url = app, set(hosts), url
+        self.origins = {"http://" + h for h in self.hosts}
 
-    def _send(self, status: HTTPStatus, data: bytes, content_type: str):
-        try:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(data)))
-            self.send_header("Cache-Control", "no-store")
-            self.end_headers()
-            self.wfile.write(data)
-        except (BrokenPipeError, ConnectionResetError):  # the client went away
-            pass
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            headers = dict(scope["headers"])
+            host = headers.get(b"host", b"").decode("latin-1").lower()
+            origin = headers.get(b"origin")
+            message = None
+            if host not in self.hosts:
+                name = host.rsplit(":", 1)[0] if host else ""
+                message = (f"this explorer answers at {self.url} (Host {host!r} is not allowed): "
+                           f"open it there" + (f", or start it with --allow_host={name}" if name else ""))
+            elif origin is not None and origin.decode("latin-1").lower() not in self.origins:
+                message = (f"requests from pages of {origin.decode('latin-1')!r} are not allowed: "
+                           f"open the explorer at {self.url}")
+            if message is not None:
+                return await JSONResponse({"error": message}, 403)(scope, receive, send)
+        return await self.app(scope, receive, send)
+
+
+# ------------------------------------------------------------------ errors
+def _where(loc) -> str:
+    """A pydantic location as the field's path, e.g. "recipe.edits[0].amount" ("" = the body)."""
+    parts = [p for p in loc if p != "body"]
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts).lstrip(".")
+
+
+def _field_errors(errors) -> list:
+    """pydantic's errors as JSON-safe {field, message, type} (without the offending input)."""
+    out = []
+    for e in errors:
+        message = str(e.get("msg", "")).removeprefix("Value error, ")
+        if e.get("type") == "extra_forbidden":
+            message = "unknown field (a typo?): see /docs for the fields"
+        out.append({"field": _where(e.get("loc", ())), "message": " ".join(message.split()),
+                    "type": e.get("type", "")})
+    return out
 
 
 def _one_line(error: Exception) -> str:
     return " ".join(str(error).split()) or type(error).__name__
 
 
-class ExplorerServer(ThreadingHTTPServer):
-    """ThreadingHTTPServer holding the Api; `url` is where it listens."""
-    daemon_threads = True
-    block_on_close = False
+def _install_error_handlers(app: FastAPI, api: Api):
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError):
+        detail = _field_errors(exc.errors())
+        name = request.url.path.rsplit("/", 1)[-1]
+        first = "; ".join((f"field {d['field']!r}" if d["field"] else "request body") +
+                          f": {d['message']}" for d in detail[:3])
+        more = f" (and {len(detail) - 3} more)" if len(detail) > 3 else ""
+        return JSONResponse({"error": f"{name}: {first}{more}", "detail": detail}, 422)
 
-    def __init__(self, explorer, address):
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        path = request.url.path
+        message = exc.detail
+        if exc.status_code == 404 and not isinstance(exc, HTTPException):
+            message = (f"unknown endpoint {path}: the API has /api/info, "
+                       f"{', '.join('/api/' + n for n in _QUICK)}, /api/jobs/... (see /docs)"
+                       if path.startswith("/api/") else f"no page at {path}: open / for the explorer")
+        elif exc.status_code == 405:
+            allow = (exc.headers or {}).get("Allow", "")
+            message = f"{request.method} is not allowed for {path}: use {allow or 'another method'}"
+        return JSONResponse({"error": _one_line(Exception(message))}, exc.status_code,
+                            headers=exc.headers)
+
+    @app.exception_handler(NonFinite)
+    async def non_finite(request: Request, exc: NonFinite):
+        return JSONResponse({"error": _one_line(exc), "detail": [
+            {"field": exc.field, "message": "not finite", "type": "non_finite_result"}]}, 422)
+
+    @app.exception_handler(ValueError)
+    async def bad_request(request: Request, exc: ValueError):
+        return JSONResponse({"error": _one_line(exc)}, 400)
+
+    @app.exception_handler(QueueFull)
+    async def busy(request: Request, exc: QueueFull):
+        return JSONResponse({"error": _one_line(exc)}, 429)
+
+    @app.exception_handler(Exception)
+    async def internal(request: Request, exc: Exception):  # logged by the server as well
+        return JSONResponse({"error": f"internal error in {request.url.path}: "
+                                      f"{type(exc).__name__}: {_one_line(exc)}"}, 500)
+
+
+def _job_error_reply(job) -> JSONResponse:
+    error = job.error
+    if isinstance(error, NonFinite):
+        return JSONResponse({"error": _one_line(error)}, 422)
+    if isinstance(error, ValueError):
+        return JSONResponse({"error": _one_line(error)}, 400)
+    return JSONResponse({"error": f"internal error in job {job.kind}: {type(error).__name__}: "
+                                  f"{_one_line(error)}"}, 500)
+
+
+# ------------------------------------------------------------------ the app
+def _endpoint(function, request_model, name: str):
+    """A sync FastAPI endpoint taking `request_model` as the JSON body; replies are checked to
+    be finite."""
+    def endpoint(req):
+        return check_finite(function(req))
+    endpoint.__signature__ = inspect.Signature(
+        [inspect.Parameter("req", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=request_model)])
+    endpoint.__name__ = name
+    endpoint.__doc__ = inspect.getdoc(function)
+    return endpoint
+
+
+def create_app(api: Api, jobs: JobQueue, hosts, url: str) -> FastAPI:
+    """The FastAPI app of the explorer's page and API (see the module docstring)."""
+    app = FastAPI(title="stylegan_jax explorer", version="1", docs_url=None, redoc_url=None,
+                  openapi_url="/openapi.json",
+                  description="Look inside a generator and edit what it draws. Every error is "
+                              "{\"error\": one line}; see stylegan_jax/explore/server.py.")
+    app.router.route_class = _JSONRoute
+    _install_error_handlers(app, api)
+    app.add_middleware(_LocalOnly, hosts=hosts, url=url)
+
+    @app.get("/api/info", response_model=m.Info, responses=_ERRORS)
+    def info():
+        """The model (layers, sizes, provenance with file names only) and the API's limits."""
+        return check_finite(api.info())
+
+    for name, (request_model, reply_model) in _QUICK.items():
+        app.post(f"/api/{name}", response_model=reply_model, responses=_ERRORS)(
+            _endpoint(getattr(api, name), request_model, name))
+
+    def job_starter(kind, request_model):
+        prepare = getattr(api, f"{kind}_work")
+
+        def start(req):
+            work = prepare(req)  # a bad request answers now, not when the job runs
+            return jobs.submit(kind, work).describe()
+        start.__doc__ = (f"Starts {kind} as a job (202); poll GET /api/jobs/{{id}}, then GET "
+                         f"/api/jobs/{{id}}/result. {inspect.getdoc(prepare)}")
+        return _endpoint(start, request_model, f"start_{kind}")
+
+    for kind, request_model in _JOBS.items():
+        app.post(f"/api/jobs/{kind}", status_code=202, response_model=m.Job,
+                 responses={**_ERRORS, 429: {"model": m.Error}})(job_starter(kind, request_model))
+
+    JobId = Annotated[str, Path(pattern="^[0-9a-f]{32}$", description="the id POST gave")]
+
+    def find_job(job_id):
+        job = jobs.get(job_id)
+        if job is None:
+            raise HTTPException(404, f"no job {job_id}: it finished long ago or never started")
+        return job
+
+    @app.get("/api/jobs/{job_id}", response_model=m.Job, responses={404: {"model": m.Error}})
+    def job_status(job_id: JobId):
+        """A job's state: queued, running (done of total), done (result ready) or failed."""
+        job = find_job(job_id)
+        reply = job.describe()
+        if job.status == "done":
+            reply["result"] = f"/api/jobs/{job.id}/result"
+        return reply
+
+    @app.get("/api/jobs/{job_id}/result", responses={
+        200: {"content": {"image/gif": {}, "video/mp4": {}, "image/png": {}, "application/json": {}},
+              "description": "an export's file, or apply_to_seeds' {images}"},
+        409: {"model": m.Error}, 404: {"model": m.Error}, 400: {"model": m.Error}})
+    def job_result(job_id: JobId):
+        """A finished job's result: the exported file (as a download) or {images}."""
+        job = find_job(job_id)
+        if job.status == "failed":
+            return _job_error_reply(job)
+        if job.status != "done":
+            raise HTTPException(409, f"job {job.id} is {job.status} ({job.done} of {job.total}): "
+                                     f"poll /api/jobs/{job.id} until it is done")
+        if job.kind == "export":
+            filename, mime, data = job.result
+            return Response(data, media_type=mime,
+                            headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+        return JSONResponse(check_finite(job.result))
+
+    # The page and the API's documentation.
+    @app.get("/", include_in_schema=False)
+    @app.get("/index.html", include_in_schema=False)
+    def page():
+        return FileResponse(os.path.join(STATIC_DIR, "index.html"), headers={"Cache-Control": "no-store"})
+
+    @app.get("/static/{name}", include_in_schema=False)
+    def static(name: str):
+        if name not in os.listdir(STATIC_DIR):
+            raise StarletteHTTPException(404)
+        return FileResponse(os.path.join(STATIC_DIR, name), headers={"Cache-Control": "no-store"})
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon():
+        return Response(status_code=204)
+
+    app.mount("/docs/static", StaticFiles(directory=DOCS_DIR), name="docs-static")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs():
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json", title="stylegan_jax explorer API",
+            swagger_js_url="/docs/static/swagger-ui-bundle.js",
+            swagger_css_url="/docs/static/swagger-ui.css",
+            swagger_favicon_url="/docs/static/favicon.png",
+            swagger_ui_parameters={"validatorUrl": None})  # no badge from an outside validator
+    return app
+
+
+# ------------------------------------------------------------------ the server
+class ExplorerServer:
+    """The explorer's app on a bound socket, run by uvicorn; `url` is where it listens.
+
+    Works like socketserver's servers for stylegan_jax.serving: serve_forever() (blocks),
+    shutdown() (from another thread), server_close()."""
+
+    def __init__(self, explorer, host: str = "127.0.0.1", port: int = 0, allow_hosts=()):
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.socket = socket.create_server((host, int(port)), family=family)
+        self.server_address = self.socket.getsockname()[:2]
         self.api = Api(explorer)
-        super().__init__(address, _Handler)
+        self.jobs = JobQueue()
+        self.app = create_app(self.api, self.jobs, allowed_hosts(self.server_address[1], allow_hosts),
+                              self.url)
+        self._uvicorn = uvicorn.Server(uvicorn.Config(
+            self.app, log_level="warning", access_log=False, lifespan="off", ws="none",
+            http="h11", loop="asyncio", timeout_graceful_shutdown=2))
+        self._stopped = threading.Event()
+        self._stopped.set()
 
     @property
     def url(self) -> str:
-        host, port = self.server_address[:2]
-        return f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}/"
+        host, port = self.server_address
+        if host in ("0.0.0.0", ""):
+            host = "127.0.0.1"
+        elif host == "::":
+            host = "[::1]"
+        elif ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{port}/"
+
+    def serve_forever(self):
+        """Serves until shutdown() (or Ctrl-C in the main thread)."""
+        self._stopped.clear()
+        try:
+            self._uvicorn.run(sockets=[self.socket])
+        finally:
+            self._stopped.set()
+
+    def shutdown(self):
+        """Stops serve_forever and waits for it."""
+        self._uvicorn.should_exit = True
+        self._stopped.wait(30)
+
+    def server_close(self):
+        """Stops the job worker and closes the socket."""
+        self.jobs.close()
+        self.socket.close()
 
 
-def make_server(explorer, host: str = "127.0.0.1", port: int = 0) -> ExplorerServer:
-    """A server for `explorer` bound to host:port (0 = a free port); call serve_forever()."""
-    return ExplorerServer(explorer, (host, int(port)))
+def make_server(explorer, host: str = "127.0.0.1", port: int = 0, allow_hosts=()) -> ExplorerServer:
+    """A server for `explorer` bound to host:port (0 = a free port); call serve_forever().
+    allow_hosts: more Host names it answers to (besides 127.0.0.1, localhost and [::1])."""
+    return ExplorerServer(explorer, host, port, allow_hosts)
 
 
-def serve(explorer, host: str = "127.0.0.1", port: int = 8000, open_browser: bool = False):
+def serve(explorer, host: str = "127.0.0.1", port: int = 8000, open_browser: bool = False,
+          allow_hosts=()):
     """Serves the explorer until Ctrl-C."""
-    server = make_server(explorer, host, port)
-    serve_until_interrupted(server, f"explorer at {server.url} (Ctrl-C to stop)",
-                            server.url if open_browser else "")
+    server = make_server(explorer, host, port, allow_hosts)
+    serve_until_interrupted(server, f"explorer at {server.url} (Ctrl-C to stop; API: "
+                                    f"{server.url}docs)", server.url if open_browser else "")

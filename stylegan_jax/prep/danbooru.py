@@ -1,13 +1,18 @@
 """Danbooru20xx metadata: parsing both release formats, and the curation filters.
 
 Formats (one post per record):
-- older JSON exports (Danbooru2017-2020, one JSON object a line, many files in a folder): numbers
-  often as strings ("id": "123"), "created_at": "2017-11-10 05:08:23.04158 UTC", "favs": a list
-  of user ids, "tags": [{"id": "470575", "name": "1girl", "category": "0"}, ...];
-- newer ones (Danbooru2021+, the site API's fields, as JSON lines or parquet): "fav_count",
-  "created_at": "2020-07-28T18:05:00.155-04:00", "tag_string_general" / "_character" /
-  "_copyright" / "_artist" / "_meta" (space-separated tags).
-Images lie at <images>/<id % 1000, 4 digits>/<id>.<file_ext>, as the releases ship them.
+- older JSON exports (Danbooru2017-2020, one JSON object a line, many shard files in a folder,
+  with or without a .json suffix): numbers often as strings ("id": "123"), "created_at":
+  "2017-11-10 05:08:23.04158 UTC", "favs": a list of user ids, "tags": [{"id": "470575",
+  "name": "1girl", "category": "0"}, ...];
+- newer ones (Danbooru2021+, the site API's fields, as JSON lines (posts000000000000.json, ...)
+  or parquet): "fav_count", "created_at": "2020-07-28T18:05:00.155-04:00", "tag_string_general" /
+  "_character" / "_copyright" / "_artist" / "_meta" (space-separated tags). The metadata folder
+  also holds other tables (tags, pools, artists, notes, ...): a folder's files are read as posts
+  only when their first record has the post fields (POST_FIELDS); the others are skipped and named.
+Images, as the releases ship them (0NNN = id % 1000 as 4 digits):
+- original/0NNN/<id>.<file_ext>;
+- the 512px SFW subset, 512px/0NNN/<id>.jpg: every image re-encoded as JPEG, whatever file_ext.
 
 A malformed record (bad JSON, a missing or non-numeric field) is skipped and counted, never fatal.
 """
@@ -15,15 +20,24 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import itertools
 import json
 import os
 from typing import Iterator
 
 # Danbooru's tag category numbers.
 TAG_CATEGORIES = {0: "general", 1: "artist", 3: "copyright", 4: "character", 5: "meta"}
-RATINGS = ("g", "s", "q", "e")  # general (2022+), safe/sensitive, questionable, explicit
-STILL_IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp", "bmp", "gif")
-METADATA_EXTENSIONS = (".json", ".jsonl", ".ndjson", ".parquet")
+# Since 2022: g = general (safe for work), s = sensitive (not safe for work), q = questionable,
+# e = explicit. Before 2022 (Danbooru2017-2021 as released): s = safe, q, e.
+RATINGS = ("g", "s", "q", "e")
+STILL_IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp", "bmp", "gif", "avif")
+# Fields every post record has (both formats), by which a folder's post files are recognised.
+POST_FIELDS = ("id", "file_ext", "rating", "image_width", "image_height")
+# Files in a metadata folder that are never metadata: skipped without being opened.
+NOT_METADATA_EXTENSIONS = (".txt", ".md", ".html", ".csv", ".tsv", ".gz", ".xz", ".zst", ".tar", ".zip", ".torrent",
+                           ".jpg", ".jpeg", ".png", ".webp", ".gif", ".avif", ".py", ".sh")
+IMAGE_LAYOUTS = ("auto", "original", "512px")
+SNIFF_LINES = 10  # lines is_posts_file looks at (a shard may start with a malformed record)
 
 
 class MalformedPost(ValueError):
@@ -51,9 +65,21 @@ class Post:
         return str(self.id)
 
 
-def image_path(images_dir: str, post: Post) -> str:
-    """Where the releases put a post's image: <images>/<id % 1000 as 4 digits>/<id>.<ext>."""
-    return os.path.join(images_dir, f"{post.id % 1000:04d}", f"{post.id}.{post.file_ext}")
+def resolve_layout(images_dir: str, layout: str = "auto") -> str:
+    """The image layout: "original" or "512px" as given, or for "auto" "512px" when the folder
+    is named 512px (as released), else "original"."""
+    if layout not in IMAGE_LAYOUTS:
+        raise ValueError(f"unknown image layout {layout!r}: choose one of {', '.join(IMAGE_LAYOUTS)}")
+    if layout != "auto":
+        return layout
+    return "512px" if os.path.basename(os.path.normpath(images_dir)) == "512px" else "original"
+
+
+def image_path(images_dir: str, post: Post, layout: str = "original") -> str:
+    """Where the releases put a post's image: <images>/<id % 1000 as 4 digits>/<id>.<ext>, ext
+    the post's file_ext in the original layout, jpg in the 512px subset."""
+    extension = "jpg" if resolve_layout(images_dir, layout) == "512px" else post.file_ext
+    return os.path.join(images_dir, f"{post.id % 1000:04d}", f"{post.id}.{extension}")
 
 
 def parse_datetime(value) -> dt.datetime:
@@ -123,17 +149,55 @@ def parse_post(record) -> Post:
                 tags=_tags(record))
 
 
-def metadata_files(path: str) -> list[str]:
-    """The metadata file itself, or every metadata file in a folder (recursively, sorted)."""
+def is_posts_file(path: str) -> bool:
+    """Whether a file holds post records: one of its first SNIFF_LINES non-empty lines (JSON lines)
+    is an object with every POST_FIELDS name, or its columns (parquet) have them all."""
+    if path.lower().endswith(".parquet"):
+        try:
+            import pyarrow.parquet as parquet  # optional dependency
+        except ImportError as error:
+            raise ImportError(f"reading {path!r} needs pyarrow: pip install pyarrow") from error
+        try:
+            names = set(parquet.read_schema(path).names)
+        except Exception:  # pyarrow raises its own error types for files that are not parquet
+            return False
+        return all(field in names for field in POST_FIELDS)
+    try:
+        with open(path, encoding="utf-8") as file:
+            lines = (line for line in file if line.strip())
+            for line in itertools.islice(lines, SNIFF_LINES):
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                if isinstance(record, dict) and all(field in record for field in POST_FIELDS):
+                    return True
+    except (UnicodeDecodeError, OSError):
+        return False
+    return False
+
+
+def metadata_files(path: str, skipped: list | None = None) -> list[str]:
+    """The metadata file itself, or every posts file in a folder (recursively, sorted; see
+    is_posts_file); the folder's other files go, relative to it, into `skipped`."""
     if os.path.isfile(path):
         return [path]
     if not os.path.isdir(path):
-        raise FileNotFoundError(f"metadata {path!r} not found: give a .json/.jsonl/.parquet file or a folder of them")
-    found = sorted(os.path.join(root, name) for root, _, names in os.walk(path) for name in names
-                   if name.lower().endswith(METADATA_EXTENSIONS))
+        raise FileNotFoundError(f"metadata {path!r} not found: give a posts JSON-lines or .parquet file, "
+                                "or the release's metadata folder")
+    found, others = [], []
+    for root, _, names in os.walk(path):
+        for name in names:
+            file = os.path.join(root, name)
+            is_posts = not name.startswith(".") and not name.lower().endswith(NOT_METADATA_EXTENSIONS) \
+                and is_posts_file(file)
+            (found if is_posts else others).append(file)
+    if skipped is not None:
+        skipped.extend(sorted(os.path.relpath(file, path) for file in others))
     if not found:
-        raise FileNotFoundError(f"no metadata files ({', '.join(METADATA_EXTENSIONS)}) under {path!r}")
-    return found
+        raise FileNotFoundError(f"no posts metadata under {path!r} (JSON lines or parquet whose records have "
+                                f"{', '.join(POST_FIELDS)}); skipped: {', '.join(sorted(others)[:5]) or 'no files'}")
+    return sorted(found)
 
 
 def _records(path: str) -> Iterator:
@@ -160,11 +224,15 @@ def iter_posts(path: str, stats: dict) -> Iterator[Post]:
     """Every well-formed post under path, in file order, streamed (a full dump has millions).
 
     stats gets "records", "malformed", "duplicate_id" (later copies of an id are skipped) and
-    "posts" (the unique well-formed ones) counts."""
+    "posts" (the unique well-formed ones) counts, and "skipped_files": a folder's files that are
+    not posts tables."""
     seen = set()
     for name in ("records", "malformed", "duplicate_id", "posts"):
         stats.setdefault(name, 0)
-    for metadata_file in metadata_files(path):
+    skipped = []
+    files = metadata_files(path, skipped)
+    stats["skipped_files"] = skipped
+    for metadata_file in files:
         for record in _records(metadata_file):
             stats["records"] += 1
             try:

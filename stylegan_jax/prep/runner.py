@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import sys
 from typing import Callable, Iterable
 
 from tqdm import tqdm
@@ -25,6 +26,21 @@ from stylegan_jax.prep.images import MissingImage, UnreadableImage
 from stylegan_jax.prep.tags import group_counts
 
 LOG_FILE = "preparation_log.jsonl"
+# A drop reason (or filter) that takes more than this fraction of the items gets a warning.
+DOMINANT_FRACTION = 0.9
+# Likely causes, by drop reason, for the warnings.
+LIKELY_CAUSES = {
+    "no_face_detected": "the detector found no face: is it the one for these images (--detector=animeface for "
+                        "drawn anime art, opencv for photos)? Are the images portraits at all? (--crop=centre "
+                        "keeps whole images)",
+    "no_usable_face": "faces were found but rejected (see face_rejected): too small for --min_face_size, no room "
+                      "below the face for the target shape, or under --min_confidence / --check_crops",
+    "image_missing": "the images are not where the metadata says: check --images and --layout (the 512px subset "
+                     "stores every image as <id>.jpg and holds only its SFW posts)",
+    "unreadable_image": "the files are corrupt, truncated or of a format Pillow cannot read",
+    "too_small": "the images are smaller than --min_size",
+    "not_in_a_class_folder": "with --labels_from_subfolders the images must lie in class sub-folders",
+}
 
 
 @dataclasses.dataclass
@@ -111,16 +127,37 @@ def _process_one(item_id, payload, process, writer) -> dict:
             "counts": outcome.counts}
 
 
-def finish(writer, summary: dict, *, tool: str, settings: dict, **sections) -> dict:
+def warnings_for(summary: dict) -> list[str]:
+    """Warnings for a run that keeps nothing, or where one drop reason takes more than
+    DOMINANT_FRACTION of the items, each naming the likely cause."""
+    items, warnings = summary["items"], []
+    if items == 0:
+        return ["no input to prepare: the folder has no images, or the filters removed every post"]
+    if summary["kept_examples"] == 0:
+        warnings.append(f"kept nothing of {items} items")
+    for reason, count in summary["dropped"].items():
+        if count > DOMINANT_FRACTION * items or (summary["kept_examples"] == 0 and count == items):
+            cause = LIKELY_CAUSES.get(reason, "see the report's counts")
+            warnings.append(f"{count} of {items} items ({count / items:.0%}) dropped as {reason}: {cause}")
+    return warnings
+
+
+def finish(writer, summary: dict, *, tool: str, settings: dict, warnings: tuple = (), **sections) -> dict:
     """Builds the final report, closes the writer (the report goes into dataset.json), prints it.
 
     Report: tool, settings, the caller's sections (e.g. metadata filter counts) in order, then
-    items, kept_examples, dropped per reason and the grouped counters (face_rejected, tag, label)."""
+    items, kept_examples, kept_fraction (the fraction of items that gave an example), dropped per
+    reason, the grouped counters (face_rejected, tag, label) and warnings (the caller's, then
+    warnings_for's), which are also printed on stderr as "warning: ..." lines."""
+    items_kept = summary["items"] - sum(summary["dropped"].values())
+    warnings = list(warnings) + warnings_for(summary)
     report = {"tool": tool, "settings": settings, **sections,
               "items": summary["items"], "kept_examples": summary["kept_examples"],
-              "dropped": summary["dropped"], **group_counts(summary["counts"])}
+              "kept_fraction": round(items_kept / summary["items"], 4) if summary["items"] else 0.0,
+              "dropped": summary["dropped"], **group_counts(summary["counts"]), "warnings": warnings}
     info = writer.close(report)
     print(json.dumps(report, indent=1))
     print(f"wrote {info['num_examples']} examples in {len(info['shards'])} shards to {writer.out_dir}")
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     return report
-

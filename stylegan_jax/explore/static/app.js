@@ -1,6 +1,6 @@
 // Two-image tools (interpolation, style mixing, proposals, attribute vectors), exports, wiring.
-import {$, api, debounce, download, ignore, latentOf, layerInfo, on, parseSeeds, psi, recipeJSON, state, tab}
-  from "./core.js";
+import {$, api, debounce, download, ignore, latentOf, layerInfo, on, parseSeeds, psi, recipeJSON, runJob, state,
+        tab} from "./core.js";
 import {addTab, attachPainter, drawFocus, drawMasks, loadGallery, render, select, setAmount, setRecipe,
         showDirections, showTab, toggleChannel} from "./editor.js";
 
@@ -48,8 +48,16 @@ async function exportMedia(kind) {
       delete body.noise_mode;
     }
   }
-  const data = await api("export", body);
-  download(data.filename, data.data);
+  if (kind === "png") {
+    const data = await api("export", body);
+    download(data.filename, data.data);
+    return;
+  }
+  const response = await runJob("export", body);
+  const name = (response.headers.get("Content-Disposition") || "").match(/filename="([^"]+)"/);
+  const url = URL.createObjectURL(await response.blob());
+  download(name ? name[1] : `animation.${kind}`, url);
+  setTimeout(() => URL.revokeObjectURL(url), 10000);
 }
 
 async function start() {
@@ -149,8 +157,8 @@ async function start() {
   });
   on("#apply-button", "click", async () => {
     const seeds = parseSeeds($("#apply-seeds").value);
-    const data = await api("apply_to_seeds", {recipe: recipeJSON(), seeds, psi: psi(),
-                                              noise_mode: $("#noise-mode").value});
+    const data = await (await runJob("apply_to_seeds", {recipe: recipeJSON(), seeds, psi: psi(),
+                                                        noise_mode: $("#noise-mode").value})).json();
     $("#seed-grid").replaceChildren(...data.images.map((src, i) => {
       const img = Object.assign(document.createElement("img"), {src, title: `seed ${seeds[i]}`});
       img.dataset.seed = seeds[i];

@@ -1,6 +1,6 @@
 // The explorer page (ES modules, no build step): core.js = shared state and plumbing, editor.js =
 // gallery, rendering, painting and edit tabs, app.js = two-image tools, exports and wiring. It talks
-// to the JSON API of stylegan_jax/explore/server.py (see handlers.py for each endpoint's fields).
+// to the JSON API of stylegan_jax/explore/server.py (api_models.py has each endpoint's fields; /docs shows them).
 
 export const $ = (selector) => document.querySelector(selector);
 export const state = {
@@ -47,6 +47,35 @@ export function debounce(fn, ms) {
     if (timer === null) setBusy(1); else clearTimeout(timer);
     timer = setTimeout(() => { timer = null; setBusy(-1); fn(...args); }, ms);
   };
+}
+
+// Long work (exports, seed grids) runs as a job on the server: POST /api/jobs/<kind> starts it,
+// GET /api/jobs/<id> reports progress (shown in #job-progress), the result is fetched when done.
+// Returns the result's Response.
+export async function runJob(kind, body) {
+  const job = await api("jobs/" + kind, body);
+  const progress = $("#job-progress");
+  setBusy(1);
+  try {
+    let state = job;
+    while (state.status === "queued" || state.status === "running") {
+      progress.hidden = false;
+      progress.value = state.progress;
+      progress.title = `${kind}: ${state.done} of ${state.total}`;
+      await new Promise((resolve) => setTimeout(resolve, 250));
+      state = await (await fetch("/api/jobs/" + job.id)).json();
+    }
+    const response = await fetch("/api/jobs/" + job.id + "/result");
+    if (!response.ok) throw new Error((await response.json()).error || response.statusText);
+    $("#error").textContent = "";
+    return response;
+  } catch (e) {
+    $("#error").textContent = e.message;
+    throw e;
+  } finally {
+    progress.hidden = true;
+    setBusy(-1);
+  }
 }
 
 export function download(filename, url) {

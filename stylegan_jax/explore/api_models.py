@@ -1,0 +1,319 @@
+"""The explorer web API's request and response models (pydantic).
+
+Their JSON Schema is the API's description (OpenAPI at /openapi.json, interactive at /docs), and
+they bound every input before any work is done: integers and numbers to ranges (JSON numbers too
+large for a float arrive as inf and are refused as not finite), strings and lists to lengths,
+masks to MAX_MAP_SIDE cells a side. Unknown fields are refused (a typo does not pass silently).
+Checks that need the model (layer names, channel ranges, mask shapes) stay in handlers.py and
+recipe.py and answer 400.
+
+Numbers that scale the generator's activations (edit amounts, channel multipliers, mask values,
+direction strengths and vectors) are bounded to +-MAX_NUMBER, so float32 cannot overflow in the
+edit itself; a result that still is not finite is refused by handlers.check_finite (422 naming
+the field) rather than sent as NaN.
+"""
+from typing import Annotated, Any, Dict, List, Literal, Optional, Tuple
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from stylegan_jax.explore.edits import MAX_MULTIPLIER
+from stylegan_jax.utils import parse_json
+
+MAX_SEEDS = 64            # images per gallery / seed grid request
+MAX_FRAMES = 240          # frames per animation
+MAX_SCALE = 16            # enlargement of an animation
+MAX_NUMBER = MAX_MULTIPLIER
+MAX_MAP_SIDE = 1024       # rows and columns of a mask
+MAX_EDITS = 64            # edits, directions (each) in one recipe
+MAX_LOCATORS = 16
+MAX_VECTOR = 4096         # values of a direction (the model's dlatent size)
+MAX_TEXT = 200            # names
+MAX_CHANNEL_TEXT = 4000   # a channel list such as "1,3,10-20*0.5"
+MAX_DATA = 16 << 20       # characters of a PNG data URL or a w's base64
+MAX_INDEX = 1 << 16       # layer indices, channel numbers, top-k
+
+Seed = Annotated[int, Field(strict=True, ge=0, le=2**32 - 1, description="an integer seed")]
+Psi = Annotated[float, Field(strict=True, allow_inf_nan=False, ge=-2, le=2,
+                             description="truncation psi (1 = none)")]
+Number = Annotated[float, Field(strict=True, allow_inf_nan=False, ge=-MAX_NUMBER, le=MAX_NUMBER)]
+Scale = Annotated[float, Field(strict=True, allow_inf_nan=False, ge=-100, le=100)]
+Index = Annotated[int, Field(strict=True, ge=0, le=MAX_INDEX)]
+Name = Annotated[str, Field(strict=True, max_length=MAX_TEXT)]
+ChannelText = Annotated[str, Field(strict=True, max_length=MAX_CHANNEL_TEXT,
+                                   description='channels like "1,3,10-20,5*0.5"')]
+Row = Annotated[List[Number], Field(max_length=MAX_MAP_SIDE)]
+Mask = Annotated[List[Row], Field(max_length=MAX_MAP_SIDE,
+                                  description="rows x columns at the layer's resolution")]
+NoiseMode = Literal["const", "random", "none"]
+Seeds = Annotated[List[Seed], Field(min_length=1, max_length=MAX_SEEDS)]
+
+
+class Model(BaseModel):
+    """Base: unknown fields are errors."""
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+# ------------------------------------------------------------------ latents and recipes
+class W(Model):
+    """A w as the exact float32 bytes (media.encode_w)."""
+    shape: Annotated[List[Annotated[int, Field(strict=True, ge=0, le=MAX_VECTOR)]],
+                     Field(max_length=3)]
+    float32_base64: Annotated[str, Field(strict=True, max_length=MAX_DATA)]
+
+
+class LatentFields(Model):
+    """{"seed": int, "psi": float} or {"w": W}."""
+    seed: Optional[Seed] = None
+    psi: Optional[Psi] = None
+    w: Optional[W] = None
+
+
+class Latent(LatentFields):
+    """A latent: exactly one of seed (with psi) or w."""
+
+    @model_validator(mode="after")
+    def _one_latent(self):
+        check_latent(self)
+        return self
+
+
+def check_latent(latent: LatentFields) -> None:
+    """ValueError unless exactly one of seed / w is given, and psi only with a seed."""
+    if (latent.seed is None) == (latent.w is None):
+        raise ValueError("needs exactly one of 'seed' or 'w'")
+    if latent.w is not None and latent.psi is not None:
+        raise ValueError("'psi' goes with 'seed' ('w' is already truncated)")
+
+
+class LocatorJSON(Model):
+    layer: Name
+    channels: ChannelText
+    threshold: Number = 0.5
+    template: Optional[Mask] = None
+    max_shift: Optional[Index] = None
+    offset: Tuple[Annotated[int, Field(strict=True, ge=-MAX_INDEX, le=MAX_INDEX)],
+                  Annotated[int, Field(strict=True, ge=-MAX_INDEX, le=MAX_INDEX)]] = (0, 0)
+
+
+class EditJSON(Model):
+    layer: Name
+    channels: ChannelText
+    name: Name = ""
+    amount: Number = 1.0
+    enabled: Annotated[bool, Field(strict=True)] = True
+    mask: Optional[Mask] = None
+    locator: Optional[Name] = None
+    anchor: Optional[Tuple[Number, Number]] = None
+    contrast: Optional[Tuple[Tuple[Number, Number, Number], Tuple[Number, Number, Number]]] = None
+
+
+class DirectionJSON(Model):
+    vector: Annotated[List[Number], Field(max_length=MAX_VECTOR)]
+    name: Name = ""
+    strength: Number = 1.0
+    layers: Optional[Tuple[Index, Index]] = Field(None, description="[start, stop) or null: all")
+
+
+class RecipeJSON(Model):
+    """recipe.Recipe's JSON form; requests may also send it as a JSON string."""
+    format: Literal["stylegan_jax.recipe"]
+    version: Literal[1]
+    name: Name = ""
+    locators: Annotated[Dict[Name, LocatorJSON], Field(max_length=MAX_LOCATORS)] = {}
+    edits: Annotated[List[EditJSON], Field(max_length=MAX_EDITS)] = []
+    directions: Annotated[List[DirectionJSON], Field(max_length=MAX_EDITS)] = []
+
+
+def _recipe_text(value):
+    return parse_json(value, "recipe") if isinstance(value, str) else value
+
+
+RecipeArg = Annotated[Optional[RecipeJSON], BeforeValidator(_recipe_text)]
+
+
+# ------------------------------------------------------------------ requests
+class GalleryRequest(Model):
+    seeds: Seeds
+    psi: Psi = 1.0
+    noise_mode: Optional[NoiseMode] = None
+
+
+class RenderRequest(Latent):
+    recipe: RecipeArg = None
+    noise_mode: Optional[NoiseMode] = None
+    layer: Optional[Name] = Field(None, description="also return this layer's feature maps")
+    selection: Optional[Mask] = None
+    sort: Literal["channel", "magnitude", "similarity"] = "channel"
+
+
+class ChannelsRequest(Model):
+    layer: Name
+    text: ChannelText = ""
+    toggle: Optional[Index] = Field(None, description="a channel to add or remove")
+
+
+class ProposeRequest(Model):
+    a: Latent
+    b: Latent
+    layer: Name
+    mask_a: Mask
+    mask_b: Optional[Mask] = None
+    top_k: Annotated[int, Field(strict=True, ge=1, le=MAX_INDEX)] = 8
+    name: Name = "proposed"
+    noise_mode: Optional[NoiseMode] = None
+
+
+class DirectionRequest(Model):
+    with_: Annotated[List[Latent], Field(alias="with", min_length=1, max_length=MAX_SEEDS)]
+    without: Annotated[List[Latent], Field(min_length=1, max_length=MAX_SEEDS)]
+    name: Name = "direction"
+    layers: Optional[Tuple[Index, Index]] = None
+
+
+class InterpolateRequest(Model):
+    a: Latent
+    b: Latent
+    t: Annotated[float, Field(strict=True, allow_inf_nan=False, ge=0, le=1)]
+    space: Literal["w", "z"] = "w"
+    recipe: RecipeArg = None
+    noise_mode: Optional[NoiseMode] = None
+
+
+class MixRequest(Model):
+    a: Latent
+    b: Latent
+    crossover: Index
+    recipe: RecipeArg = None
+    noise_mode: Optional[NoiseMode] = None
+
+
+class ApplyToSeedsRequest(Model):
+    seeds: Seeds
+    recipe: RecipeArg = None
+    psi: Psi = 1.0
+    amount_scale: Scale = 1.0
+    noise_mode: Optional[NoiseMode] = None
+
+
+class RecipeRequest(Model):
+    recipe: RecipeArg = None
+
+
+class LoadPngRequest(Model):
+    data: Annotated[str, Field(strict=True, max_length=MAX_DATA,
+                               description="a PNG as a data URL or base64")]
+
+
+class ExportRequest(LatentFields):
+    """png: the latent (seed or w) rendered with the recipe; gif / mp4: an "oscillation" (the
+    recipe's amount low -> high -> low on the latent) or an "interpolation" through `seeds`."""
+    kind: Literal["png", "gif", "mp4"]
+    recipe: RecipeArg = None
+    noise_mode: Optional[NoiseMode] = None
+    animation: Literal["oscillation", "interpolation"] = "oscillation"
+    seeds: Optional[Annotated[List[Seed], Field(min_length=2, max_length=MAX_SEEDS)]] = None
+    space: Literal["w", "z"] = "w"
+    frames: Annotated[int, Field(strict=True, ge=2, le=MAX_FRAMES)] = 24
+    fps: Optional[Annotated[float, Field(strict=True, allow_inf_nan=False, ge=1, le=60)]] = None
+    scale: Annotated[int, Field(strict=True, ge=1, le=MAX_SCALE)] = 1
+    low: Scale = 0.0
+    high: Scale = 1.0
+
+
+# ------------------------------------------------------------------ responses
+class LayerJSON(BaseModel):
+    name: str
+    index: int
+    height: int
+    width: int
+    channels: int
+    stage: int
+    kind: str
+
+
+class Info(BaseModel):
+    image_shape: List[int]
+    latent_size: int
+    dlatent_size: int
+    num_layers: int
+    label_size: int
+    noise_mode: str
+    layers: List[LayerJSON]
+    provenance: Dict[str, Any] = Field(description="where the model came from (file names only)")
+    paint_modes: List[str]
+    sorts: List[str]
+    noise_modes: List[str]
+    max_seeds: int
+    max_frames: int
+    max_scale: int
+
+
+class Images(BaseModel):
+    images: List[str] = Field(description="PNG data URLs")
+
+
+class Image(BaseModel):
+    image: str = Field(description="a PNG data URL")
+    w: W
+
+
+class Maps(BaseModel):
+    layer: LayerJSON
+    grid: str
+    rows: int
+    cols: int
+    gap: int
+    order: List[int]
+    values: Optional[List[float]]
+    scale: float
+
+
+class Render(Image):
+    maps: Optional[Maps] = None
+
+
+class Channels(BaseModel):
+    text: str
+    channels: List[Tuple[int, float]]
+
+
+class Proposal(BaseModel):
+    edit: EditJSON
+
+
+class DirectionReply(BaseModel):
+    direction: DirectionJSON
+
+
+class RecipeReply(BaseModel):
+    recipe: RecipeJSON
+
+
+class LoadedPng(BaseModel):
+    image: str
+    w: Optional[W]
+    recipe: Optional[RecipeJSON]
+    settings: Dict[str, Any]
+
+
+class Export(BaseModel):
+    filename: str
+    mime: str
+    data: str = Field(description="the file as a data URL")
+
+
+class Job(BaseModel):
+    """A long request running in the background (GET /api/jobs/{id} polls it)."""
+    id: str
+    kind: str
+    status: Literal["queued", "running", "done", "failed"]
+    done: int = Field(description="work items finished (frames, images)")
+    total: int
+    progress: float = Field(description="done / total, 0 to 1")
+    error: Optional[str] = None
+    result: Optional[str] = Field(None, description="where to download the result once done")
+
+
+class Error(BaseModel):
+    error: str = Field(description="one line naming the field or what to do")
+    detail: Optional[List[Dict[str, Any]]] = Field(None, description="each invalid field")
