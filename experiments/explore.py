@@ -27,6 +27,9 @@ _ALLOW_HOST = flags.DEFINE_multi_string(
 _PORT = flags.DEFINE_integer("port", 8000, "port to listen on (0: any free port)")
 _OPEN = flags.DEFINE_bool("open_browser", False, "open the page in a web browser")
 _NOISE = flags.DEFINE_enum("noise_mode", "const", ["const", "random", "none"], "default noise")
+_DETECTOR = flags.DEFINE_enum("detector", None, ["animeface", "opencv"], "face detector for "
+                              "projecting uploads with the face crop (default: centre crop only)")
+_CASCADE = flags.DEFINE_string("cascade", None, "OpenCV cascade XML for --detector=opencv")
 
 
 def model_path(workdir, checkpoint) -> str:
@@ -50,11 +53,18 @@ def main(argv):
         path = model_path(_WORKDIR.value, _CHECKPOINT.value)
         # pylint: disable=import-outside-toplevel  (keep --help and flag errors fast)
         from stylegan_jax.explore import Explorer
+        from stylegan_jax.explore.model import load_networks
         from stylegan_jax.explore.server import serve
-        explorer = Explorer.open(path, noise_mode=_NOISE.value)
+        detector = None
+        if _DETECTOR.value:
+            from stylegan_jax.prep.crops import make_detector
+            detector = make_detector(_DETECTOR.value, cascade=_CASCADE.value)
+        # A checkpoint's discriminator is the projector's distance for uploaded images.
+        bundle, discriminator = load_networks(path)
+        explorer = Explorer(bundle, noise_mode=_NOISE.value)
         serve(explorer, _HOST.value, _PORT.value, open_browser=_OPEN.value,
-              allow_hosts=_ALLOW_HOST.value)
-    except (ValueError, FileNotFoundError, OSError) as e:
+              allow_hosts=_ALLOW_HOST.value, discriminator=discriminator, face_detector=detector)
+    except (ValueError, FileNotFoundError, OSError, ImportError) as e:
         exit_with_error(e)
 
 
