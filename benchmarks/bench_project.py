@@ -1,7 +1,8 @@
 r"""How well projection into W / W+ (stylegan_jax/explore/project.py) redraws images.
 
-    python -m benchmarks.bench_project --checkpoint=workdirs/demo --num=16 --steps=300
-    python -m benchmarks.bench_project --spaces=w,w+ --distances=discriminator,pixel
+    python -m benchmarks.bench_project                      # the bundled demo generator
+    python -m benchmarks.bench_project --checkpoint=workdirs/demo --num=16 --steps=300 \
+        --spaces=w,w+ --distances=discriminator,pixel --grid=projections.png
 
 Two sets of --num targets, at the model's resolution:
 
@@ -19,7 +20,8 @@ start's distance; for (b) the shipped attribute classifier: the fraction of port
 reconstruction it gives the same class as the original in every attribute, and per attribute;
 seconds per projection on this machine (the batch's wall time / --num; the generated set's
 includes compiling the step, the real set's, projected next with the same program, does not).
-Prints a table and one JSON line ({"benchmark": "project", ...}).
+Prints a table and one JSON line ({"benchmark": "project", ...}); --grid writes a PNG of the
+first 8 targets of each set, each followed by its reconstructions in every setting (one row each).
 """
 import json
 import time
@@ -33,7 +35,8 @@ from stylegan_jax.explore import project
 from stylegan_jax.explore.explorer import Explorer
 from stylegan_jax.explore.model import DEMO_GENERATOR, load_networks
 from stylegan_jax.metrics.swd import sliced_wasserstein_distance
-from stylegan_jax.utils import exit_with_error
+from stylegan_jax.explore import media
+from stylegan_jax.utils import exit_with_error, tile
 
 FLAGS = flags.FLAGS
 HELD_OUT_SEED = 100_000  # seeds of the generated targets (a); their "other images" start at 2x
@@ -62,7 +65,8 @@ def run_setting(projector, targets):
 
 
 def benchmark(checkpoint=None, num: int = 16, steps: int = 300, spaces=("w",), distances=(None,),
-              w_avg_samples: int = 10000, classifier_path: str = classifier.DEFAULT_PATH) -> dict:
+              w_avg_samples: int = 10000, classifier_path: str = classifier.DEFAULT_PATH,
+              grid=None) -> dict:
     """The command with its flags' values; prints the table and the JSON line, returns the record."""
     path = checkpoint or DEMO_GENERATOR
     bundle, disc = load_networks(path)
@@ -81,7 +85,7 @@ def benchmark(checkpoint=None, num: int = 16, steps: int = 300, spaces=("w",), d
     reference = {"generated": sliced_wasserstein_distance(generated, other_generated)["avg"],
                  "real": sliced_wasserstein_distance(real, other_real)["avg"]}
 
-    rows = []
+    rows, pictures = [], {"generated": [generated[:8]], "real": [real[:8]]}
     for space in spaces:
         for distance in distances:
             measure = project.make_distance(distance or None, disc)
@@ -90,6 +94,7 @@ def benchmark(checkpoint=None, num: int = 16, steps: int = 300, spaces=("w",), d
             projector = project.Projector(explorer, measure, config, w_stats=w_stats)
             for kind, targets in (("generated", generated), ("real", real)):
                 result, seconds = run_setting(projector, targets)
+                pictures[kind].append(result.uint8[:8])
                 row = {"targets": kind, "space": space, "distance": measure.name,
                        "psnr_mean": float(result.psnr.mean()), "psnr_min": float(result.psnr.min()),
                        "swd": sliced_wasserstein_distance(targets, result.uint8)["avg"],
@@ -110,11 +115,22 @@ def benchmark(checkpoint=None, num: int = 16, steps: int = 300, spaces=("w",), d
               f"{r['psnr_min']:7.2f}{r['swd']:8.1f}{r['swd_other_images']:9.1f}"
               f"{r.get('w_error_relative', float('nan')):7.2f}"
               f"{r.get('attributes_all_agree', float('nan')):7.3f}{r['seconds_per_image']:7.2f}")
+    if grid:
+        strips = pictures["generated"] + pictures["real"]
+        media.save_png(grid, tile(np.concatenate(strips), len(strips), len(strips[0])),
+                       settings={"rows": "generated targets, their reconstructions "
+                                         f"({', '.join(f'{r[0]} {r[1]}' for r in settings_of(rows))}),"
+                                         " then the same for the real targets"})
     record = {"benchmark": "project", "checkpoint": path, "provenance": explorer.provenance,
               "image_shape": list(shape), "num": num, "steps": steps,
               "w_avg_samples": w_avg_samples, "rows": rows}
     print(json.dumps(record, default=str))
     return record
+
+
+def settings_of(rows):
+    """The (space, distance) settings of the rows, in order, once each."""
+    return list(dict.fromkeys((r["space"], r["distance"]) for r in rows))
 
 
 def define_flags() -> None:
@@ -123,11 +139,12 @@ def define_flags() -> None:
                         "discriminator) or exported .npz (default: the bundled demo generator)")
     flags.DEFINE_integer("num", 16, "Targets per set.")
     flags.DEFINE_integer("steps", 300, "Optimisation steps per projection.")
-    flags.DEFINE_list("spaces", ["w"], "Spaces to project into: w, w+.")
+    flags.DEFINE_list("spaces", ["w", "w+"], "Spaces to project into: w, w+.")
     flags.DEFINE_list("distances", [""], "Distances (discriminator, pixel, lpips needs a file); "
                       "empty: discriminator when the checkpoint has one, else pixel.")
     flags.DEFINE_integer("w_avg_samples", 10000, "Mapped z's for the start w and its spread.")
     flags.DEFINE_string("classifier", classifier.DEFAULT_PATH, "Attribute classifier .msgpack.")
+    flags.DEFINE_string("grid", None, "PNG of targets and reconstructions to write (optional).")
 
 
 def main(argv):
@@ -136,7 +153,7 @@ def main(argv):
     try:
         benchmark(FLAGS.checkpoint, num=FLAGS.num, steps=FLAGS.steps, spaces=FLAGS.spaces,
                   distances=FLAGS.distances, w_avg_samples=FLAGS.w_avg_samples,
-                  classifier_path=FLAGS.classifier)
+                  classifier_path=FLAGS.classifier, grid=FLAGS.grid)
     except (ValueError, OSError, ImportError) as e:
         exit_with_error(e)
 
