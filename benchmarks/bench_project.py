@@ -64,7 +64,7 @@ def run_setting(projector, targets):
     return result, time.perf_counter() - start
 
 
-def benchmark(checkpoint=None, num: int = 16, steps: int = 300, spaces=("w",), distances=(None,),
+def benchmark(checkpoint=None, num: int = 16, steps: int = 300, spaces=("w",), distances=("pixel",),
               w_avg_samples: int = 10000, classifier_path: str = classifier.DEFAULT_PATH,
               grid=None) -> dict:
     """The command with its flags' values; prints the table and the JSON line, returns the record."""
@@ -140,8 +140,7 @@ def define_flags() -> None:
     flags.DEFINE_integer("num", 16, "Targets per set.")
     flags.DEFINE_integer("steps", 300, "Optimisation steps per projection.")
     flags.DEFINE_list("spaces", ["w", "w+"], "Spaces to project into: w, w+.")
-    flags.DEFINE_list("distances", [""], "Distances (discriminator, pixel, lpips needs a file); "
-                      "empty: discriminator when the checkpoint has one, else pixel.")
+    flags.DEFINE_list("distances", ["pixel"], "Distances: pixel, discriminator (a checkpoint's D).")
     flags.DEFINE_integer("w_avg_samples", 10000, "Mapped z's for the start w and its spread.")
     flags.DEFINE_string("classifier", classifier.DEFAULT_PATH, "Attribute classifier .msgpack.")
     flags.DEFINE_string("grid", None, "PNG of targets and reconstructions to write (optional).")

@@ -30,6 +30,10 @@ _NOISE = flags.DEFINE_enum("noise_mode", "const", ["const", "random", "none"], "
 _DETECTOR = flags.DEFINE_enum("detector", None, ["animeface", "opencv"], "face detector for "
                               "projecting uploads with the face crop (default: centre crop only)")
 _CASCADE = flags.DEFINE_string("cascade", None, "OpenCV cascade XML for --detector=opencv")
+_DISTANCE = flags.DEFINE_enum("project_distance", "pixel", ["pixel", "discriminator"],
+                              "distance for projecting uploads (discriminator: a checkpoint's D)")
+_LPIPS = flags.DEFINE_string("lpips", None, "LPIPS VGG16 weights .npz: projects uploads with "
+                             "LPIPS instead (layout: stylegan_jax/explore/project.py)")
 
 
 def model_path(workdir, checkpoint) -> str:
@@ -52,18 +56,19 @@ def main(argv):
     try:
         path = model_path(_WORKDIR.value, _CHECKPOINT.value)
         # pylint: disable=import-outside-toplevel  (keep --help and flag errors fast)
-        from stylegan_jax.explore import Explorer
+        from stylegan_jax.explore import Explorer, project
         from stylegan_jax.explore.model import load_networks
         from stylegan_jax.explore.server import serve
         detector = None
         if _DETECTOR.value:
             from stylegan_jax.prep.crops import make_detector
             detector = make_detector(_DETECTOR.value, cascade=_CASCADE.value)
-        # A checkpoint's discriminator is the projector's distance for uploaded images.
         bundle, discriminator = load_networks(path)
+        distance = project.make_distance("lpips" if _LPIPS.value else _DISTANCE.value,
+                                         discriminator, lpips_path=_LPIPS.value)
         explorer = Explorer(bundle, noise_mode=_NOISE.value)
         serve(explorer, _HOST.value, _PORT.value, open_browser=_OPEN.value,
-              allow_hosts=_ALLOW_HOST.value, discriminator=discriminator, face_detector=detector)
+              allow_hosts=_ALLOW_HOST.value, distance=distance, face_detector=detector)
     except (ValueError, FileNotFoundError, OSError, ImportError) as e:
         exit_with_error(e)
 

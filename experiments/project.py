@@ -7,7 +7,7 @@
         --detector=opencv --cascade=lbpcascade_animeface.xml
 
 --checkpoint: a training workdir (its newest checkpoint), a step directory, or an exported .npz
-(which has no discriminator: the distance is then "pixel" unless --distance=lpips). The image is
+(which has no discriminator, so no --distance=discriminator). The image is
 framed at the model's aspect ratio (--crop=centre, or the preparation tools' face crop) and
 resized to its resolution. Writes into --out (a new or empty folder; nothing is overwritten):
 
@@ -40,8 +40,9 @@ def define_flags():
     flags.DEFINE_string("out", None, "folder to write the results to (new or empty)", required=True)
     flags.DEFINE_enum("space", "w", ["w", "w+"], "w: one w for all layers; w+: one per layer")
     flags.DEFINE_integer("steps", 1000, "optimisation steps")
-    flags.DEFINE_enum("distance", None, ["discriminator", "pixel", "lpips"], "the distance "
-                      "(default: discriminator when the checkpoint has one, else pixel)")
+    flags.DEFINE_enum("distance", "pixel", ["pixel", "discriminator", "lpips"], "the distance: "
+                      "multi-scale pixels, the checkpoint's discriminator features (+ pixels), "
+                      "or LPIPS from --lpips")
     flags.DEFINE_string("lpips", None, "LPIPS VGG16 weights .npz (for --distance=lpips; layout "
                         "in stylegan_jax/explore/project.py LPIPS_LAYOUT)")
     flags.DEFINE_float("pixel_weight", 1.0, "weight of the pixel term of the discriminator distance")

@@ -51,7 +51,7 @@ def picture(tmp_path_factory):
 def test_writes_w_noise_images_video_and_record(workdir, picture, tmp_path):
     out = str(tmp_path / "proj")
     record = project_cli.run(workdir, picture, out, space="w+", steps=4, w_avg_samples=64,
-                             frame_every=2, video="gif", progress=False)
+                             frame_every=2, video="gif", distance="discriminator", progress=False)
     assert record["distance"] == "discriminator" and record["steps"] == 4
     assert sorted(os.listdir(out)) == ["noise.npz", "progress.gif", "projection.json",
                                        "reconstruction.png", "target.png", "w.npy"]

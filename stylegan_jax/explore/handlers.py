@@ -120,12 +120,12 @@ class Api:
     serialises its own synthesis, so a long export (which renders frame by frame) lets quick
     renders in between."""
 
-    def __init__(self, explorer, discriminator=None, face_detector=None):
-        """discriminator: (D, parameters) for the projector's distance (None: the pixel
-        distance); face_detector: a prep.crops detector for projections' face crop (None: the
-        face crop is unavailable)."""
+    def __init__(self, explorer, distance=None, face_detector=None):
+        """distance: the projector's project.Distance (None: the pixel distance);
+        face_detector: a prep.crops detector for projections' face crop (None: the face crop is
+        unavailable)."""
         self.ex = explorer
-        self.distance = project.make_distance(None, discriminator)
+        self.distance = distance or project.pixel_distance()
         self.face_detector = face_detector
         self._projectors = {}            # (space, steps) -> project.Projector
         self._projected = []             # noise-mode names of projections, oldest first

@@ -348,11 +348,11 @@ class ExplorerServer:
     shutdown() (from another thread), server_close()."""
 
     def __init__(self, explorer, host: str = "127.0.0.1", port: int = 0, allow_hosts=(),
-                 discriminator=None, face_detector=None):
+                 distance=None, face_detector=None):
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.socket = socket.create_server((host, int(port)), family=family)
         self.server_address = self.socket.getsockname()[:2]
-        self.api = Api(explorer, discriminator, face_detector)
+        self.api = Api(explorer, distance, face_detector)
         self.jobs = JobQueue()
         self.app = create_app(self.api, self.jobs, allowed_hosts(self.server_address[1], allow_hosts),
                               self.url)
@@ -393,16 +393,16 @@ class ExplorerServer:
 
 
 def make_server(explorer, host: str = "127.0.0.1", port: int = 0, allow_hosts=(),
-                discriminator=None, face_detector=None) -> ExplorerServer:
+                distance=None, face_detector=None) -> ExplorerServer:
     """A server for `explorer` bound to host:port (0 = a free port); call serve_forever().
     allow_hosts: more Host names it answers to (besides 127.0.0.1, localhost and [::1]);
-    discriminator, face_detector: for projecting uploaded images (handlers.Api)."""
-    return ExplorerServer(explorer, host, port, allow_hosts, discriminator, face_detector)
+    distance, face_detector: for projecting uploaded images (handlers.Api)."""
+    return ExplorerServer(explorer, host, port, allow_hosts, distance, face_detector)
 
 
 def serve(explorer, host: str = "127.0.0.1", port: int = 8000, open_browser: bool = False,
-          allow_hosts=(), discriminator=None, face_detector=None):
+          allow_hosts=(), distance=None, face_detector=None):
     """Serves the explorer until Ctrl-C."""
-    server = make_server(explorer, host, port, allow_hosts, discriminator, face_detector)
+    server = make_server(explorer, host, port, allow_hosts, distance, face_detector)
     serve_until_interrupted(server, f"explorer at {server.url} (Ctrl-C to stop; API: "
                                     f"{server.url}docs)", server.url if open_browser else "")
