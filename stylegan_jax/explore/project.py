@@ -36,7 +36,7 @@ weights), whose weights cannot be downloaded here. So:
 
 On the demo models (benchmarks/bench_project.py, 64x32 portraits) the pixel distance
 reconstructs as well as the discriminator's features (PSNR within 0.7 dB either way) and keeps
-the portraits' attributes as often or more often, at a third of the time per step: so it is the
+X
 default.
 
 Rendering goes through the explorer's synthesis path (synthesis_hooks.synthesize) with the noise
