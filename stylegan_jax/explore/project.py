@@ -35,9 +35,9 @@ weights), whose weights cannot be downloaded here. So:
     as FID takes Inception weights from a file.
 
 On the demo models (benchmarks/bench_project.py, 64x32 portraits) the pixel distance
-reconstructs as well as the discriminator's features (PSNR within 0.7 dB either way) and keeps
-X
-default.
+reconstructs as well as the discriminator's features (PSNR within 0.7 dB either way), keeps
+the portraits' attributes as often or more often, and takes 1.7-3.6 times less time: so it is
+the default.
 
 Rendering goes through the explorer's synthesis path (synthesis_hooks.synthesize) with the noise
 maps given explicitly, so a projection's (w, noise maps) render identically in the Explorer once
