@@ -27,6 +27,13 @@ _ALLOW_HOST = flags.DEFINE_multi_string(
 _PORT = flags.DEFINE_integer("port", 8000, "port to listen on (0: any free port)")
 _OPEN = flags.DEFINE_bool("open_browser", False, "open the page in a web browser")
 _NOISE = flags.DEFINE_enum("noise_mode", "const", ["const", "random", "none"], "default noise")
+_DETECTOR = flags.DEFINE_enum("detector", None, ["animeface", "opencv"], "face detector for "
+                              "projecting uploads with the face crop (default: centre crop only)")
+_CASCADE = flags.DEFINE_string("cascade", None, "OpenCV cascade XML for --detector=opencv")
+_DISTANCE = flags.DEFINE_enum("project_distance", "pixel", ["pixel", "discriminator"],
+                              "distance for projecting uploads (discriminator: a checkpoint's D)")
+_LPIPS = flags.DEFINE_string("lpips", None, "LPIPS VGG16 weights .npz: projects uploads with "
+                             "LPIPS instead (layout: stylegan_jax/explore/project.py)")
 
 
 def model_path(workdir, checkpoint) -> str:
@@ -49,12 +56,20 @@ def main(argv):
     try:
         path = model_path(_WORKDIR.value, _CHECKPOINT.value)
         # pylint: disable=import-outside-toplevel  (keep --help and flag errors fast)
-        from stylegan_jax.explore import Explorer
+        from stylegan_jax.explore import Explorer, project
+        from stylegan_jax.explore.model import load_networks
         from stylegan_jax.explore.server import serve
-        explorer = Explorer.open(path, noise_mode=_NOISE.value)
+        detector = None
+        if _DETECTOR.value:
+            from stylegan_jax.prep.crops import make_detector
+            detector = make_detector(_DETECTOR.value, cascade=_CASCADE.value)
+        bundle, discriminator = load_networks(path)
+        distance = project.make_distance("lpips" if _LPIPS.value else _DISTANCE.value,
+                                         discriminator, lpips_path=_LPIPS.value)
+        explorer = Explorer(bundle, noise_mode=_NOISE.value)
         serve(explorer, _HOST.value, _PORT.value, open_browser=_OPEN.value,
-              allow_hosts=_ALLOW_HOST.value)
-    except (ValueError, FileNotFoundError, OSError) as e:
+              allow_hosts=_ALLOW_HOST.value, distance=distance, face_detector=detector)
+    except (ValueError, FileNotFoundError, OSError, ImportError) as e:
         exit_with_error(e)
 
 

@@ -182,3 +182,34 @@ def test_two_images_interpolate_and_mix(page):
     idle(page)
     assert page.inner_text("#current-label") == "from A and B"
     assert src(page, "#result-image") == src(page, "#latent-image")
+
+
+@pytest.mark.slow
+def test_project_an_upload_then_edit_it(page, server, tmp_path):
+    """An uploaded PNG is projected as a job; the page then shows it as the current image, with
+    its projected noise selected, and edits it."""
+    ex = server.api.ex
+    path = str(tmp_path / "mine.png")
+    Image.fromarray(ex.synthesize(ex.w_from_seeds([21])).uint8[0]).save(path)
+    page.wait_for_selector("#gallery img")
+    idle(page)
+    page.fill("#project-steps", "3")
+    page.set_input_files("#project-file", path)
+    page.wait_for_selector("#project-result:not([hidden])")
+    idle(page)
+    noise = page.input_value("#noise-mode")
+    assert noise.startswith("projected-")
+    assert page.inner_text("#current-label").startswith("mine.png in W")
+    projected = src(page, "#project-image")
+    page.wait_for_function("document.querySelector('#result-image').src.startsWith('data:')")
+    idle(page)
+    np.testing.assert_array_equal(pixels(src(page, "#result-image")), pixels(projected))
+    page.select_option("#layer-select", LAYER)
+    idle(page)
+    page.fill("#channels", "0-3")
+    page.press("#channels", "Enter")
+    page.fill("#amount-value", "6")
+    page.press("#amount-value", "Enter")
+    idle(page)
+    assert np.abs(pixels(src(page, "#result-image")).astype(int) - pixels(projected)).max() > 10
+    assert page.inner_text("#error") == ""

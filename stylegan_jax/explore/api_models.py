@@ -12,7 +12,7 @@ direction strengths and vectors) are bounded to +-MAX_NUMBER, so float32 cannot 
 edit itself; a result that still is not finite is refused by handlers.check_finite (422 naming
 the field) rather than sent as NaN.
 """
-from typing import Annotated, Any, Dict, List, Literal, Optional, Tuple
+from typing import Annotated, Any, Dict, List, Literal, Optional, Tuple, Union
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
@@ -31,6 +31,8 @@ MAX_TEXT = 200            # names
 MAX_CHANNEL_TEXT = 4000   # a channel list such as "1,3,10-20*0.5"
 MAX_DATA = 16 << 20       # characters of a PNG data URL or a w's base64
 MAX_INDEX = 1 << 16       # layer indices, channel numbers, top-k
+MAX_PROJECT_STEPS = 2000  # optimisation steps of one projection
+PROJECTED_NOISE = r"^projected-[0-9]{1,9}$"  # noise modes of projected images' noise maps
 
 Seed = Annotated[int, Field(strict=True, ge=0, le=2**32 - 1, description="an integer seed")]
 Psi = Annotated[float, Field(strict=True, allow_inf_nan=False, ge=-2, le=2,
@@ -44,7 +46,9 @@ ChannelText = Annotated[str, Field(strict=True, max_length=MAX_CHANNEL_TEXT,
 Row = Annotated[List[Number], Field(max_length=MAX_MAP_SIDE)]
 Mask = Annotated[List[Row], Field(max_length=MAX_MAP_SIDE,
                                   description="rows x columns at the layer's resolution")]
-NoiseMode = Literal["const", "random", "none"]
+NoiseMode = Union[Literal["const", "random", "none"],
+                  Annotated[str, Field(strict=True, pattern=PROJECTED_NOISE,
+                                       description="a projected image's noise maps")]]
 Seeds = Annotated[List[Seed], Field(min_length=1, max_length=MAX_SEEDS)]
 
 
@@ -220,6 +224,16 @@ class ExportRequest(LatentFields):
     high: Scale = 1.0
 
 
+class ProjectRequest(Model):
+    """An image to project into the model's W (or W+): a PNG or JPEG, framed at the model's
+    aspect ratio (centre: the centred box; face: the preparation tools' face crop)."""
+    data: Annotated[str, Field(strict=True, max_length=MAX_DATA,
+                               description="a PNG or JPEG as a data URL or base64")]
+    space: Literal["w", "w+"] = "w"
+    steps: Annotated[int, Field(strict=True, ge=1, le=MAX_PROJECT_STEPS)] = 300
+    crop: Literal["centre", "face"] = "centre"
+
+
 # ------------------------------------------------------------------ responses
 class LayerJSON(BaseModel):
     name: str
@@ -246,6 +260,8 @@ class Info(BaseModel):
     max_seeds: int
     max_frames: int
     max_scale: int
+    projection: Dict[str, Any] = Field(description="the projector's distance, max_steps and "
+                                                   "whether the face crop is available")
 
 
 class Images(BaseModel):
@@ -294,6 +310,20 @@ class LoadedPng(BaseModel):
     w: Optional[W]
     recipe: Optional[RecipeJSON]
     settings: Dict[str, Any]
+
+
+class Projected(BaseModel):
+    """A finished projection (GET /api/jobs/{id}/result of a project job): edit it as
+    {"w": w} with noise_mode set to this noise_mode."""
+    image: str = Field(description="the reconstruction, a PNG data URL")
+    target: str = Field(description="the framed input at the model's resolution")
+    w: W
+    noise_mode: str = Field(description="the noise mode of the projected noise maps")
+    space: str
+    steps: int
+    distance: str
+    final_distance: float
+    psnr: float
 
 
 class Export(BaseModel):

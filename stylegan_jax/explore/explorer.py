@@ -16,6 +16,11 @@ rescale each edited channel everywhere: a hairband edit would also recolour the 
 `frozen_norm_stats` (the default) an edited image keeps the unedited image's statistics in every
 layer, so a change spreads only as far as the convolutions carry it (the receptive field): an
 edit stays local. Unedited images are exactly the generator's.
+
+Noise maps: besides the noise modes (NOISE_MODES), a set of explicit noise maps (one per layer, for
+example a projected image's optimised noise) registered with `add_noise_maps(name, maps)` is a
+noise mode of its own: noise_mode=name renders with those maps wherever a noise mode is taken
+(synthesis, features, recipes, animations), so a projected image is edited like a generated one.
 """
 import collections
 import dataclasses
@@ -87,6 +92,7 @@ class Explorer:
         self._lock = threading.RLock()  # a web server may call from several threads
         self._compiler_options = cpu_compiler_options(fast_compile)
         self.layers: List[LayerSpec] = self.module.layer_specs
+        self._noise_maps = {}  # name -> ({layer: float32 [1, h, w, 1]}, digest of the maps)
 
     # ------------------------------------------------------------------ construction / description
     @classmethod
@@ -120,6 +126,64 @@ class Explorer:
                 "label_size": self.module.label_size, "noise_mode": self.noise_mode,
                 "layers": [dataclasses.asdict(l) for l in self.layers],
                 "provenance": self.provenance}
+
+    # ------------------------------------------------------------------ noise maps
+    @property
+    def noise_layers(self) -> List[LayerSpec]:
+        """The layers that take a noise input (all of them, unless the generator has no noise)."""
+        return list(self.layers) if self.module.synthesis_network.use_noise else []
+
+    @property
+    def noise_modes(self) -> List[str]:
+        """NOISE_MODES and the names of the registered noise-map sets."""
+        with self._lock:
+            return list(NOISE_MODES) + list(self._noise_maps)
+
+    def add_noise_maps(self, name: str, maps: Mapping[str, np.ndarray]) -> str:
+        """Registers noise maps {layer: [h, w] or [1, h, w, 1]}, one for every noise layer, as the
+        noise mode `name` (re-registering a name replaces its maps). Returns the name."""
+        if not isinstance(name, str) or not name or name in NOISE_MODES:
+            raise ValueError(f"a noise-map set needs a name other than {', '.join(NOISE_MODES)}, "
+                             f"got {name!r}")
+        want = {l.name: (1, l.height, l.width, 1) for l in self.noise_layers}
+        if set(maps) != set(want):
+            raise ValueError(f"noise maps must cover exactly the noise layers {sorted(want)}, got "
+                             f"{sorted(maps)}")
+        checked = {}
+        for layer, shape in want.items():
+            m = np.asarray(maps[layer], np.float32)
+            m = m.reshape(shape) if m.size == np.prod(shape) else m
+            if m.shape != shape or not np.all(np.isfinite(m)):
+                raise ValueError(f"noise map for {layer} must be finite with shape {list(shape)} "
+                                 f"(or {list(shape[1:3])}), got {list(np.shape(maps[layer]))}")
+            checked[layer] = m
+        with self._lock:
+            self._noise_maps[name] = checked, _digest(*(checked[k] for k in sorted(checked)))
+        return name
+
+    def remove_noise_maps(self, name: str) -> None:
+        """Forgets a registered noise-map set (a no-op for an unknown name)."""
+        with self._lock:
+            self._noise_maps.pop(name, None)
+
+    def noise_maps(self, name: str) -> Dict[str, np.ndarray]:
+        """The maps of a registered noise-map set, {layer: float32 [1, h, w, 1]}."""
+        with self._lock:
+            if name not in self._noise_maps:
+                raise ValueError(f"unknown noise-map set {name!r}: choose one of "
+                                 f"{', '.join(self._noise_maps) or '(none registered)'}")
+            return dict(self._noise_maps[name][0])
+
+    def _resolve_noise(self, mode: str):
+        """(the network's noise mode, the explicit maps or None, a digest key) of a noise mode."""
+        if mode in NOISE_MODES:
+            return mode, None, mode
+        if mode not in self._noise_maps:
+            raise ValueError(f"unknown noise mode {mode!r}: choose one of {', '.join(self.noise_modes)}")
+        maps, digest = self._noise_maps[mode]
+        # Layers without an explicit map do not exist here (every noise layer has one), so the
+        # network's own mode is never used; "const" keeps its programs shared.
+        return "const", maps, "maps:" + digest
 
     # ------------------------------------------------------------------ latents
     def z_from_seeds(self, seeds: Sequence[int]) -> np.ndarray:
@@ -155,11 +219,11 @@ class Explorer:
 
     # ------------------------------------------------------------------ synthesis
     def _pass(self, params, w, key, noise_mode, *, edits=None, resume=None, norm_stats=None,
-              with_norm_stats=False):
+              noise=None, with_norm_stats=False):
         """(images, {layer: output}) of one synthesis pass (synthesis_hooks.synthesize), and
-        {layer: instance-norm statistics} with_norm_stats."""
+        {layer: instance-norm statistics} with_norm_stats; noise: explicit {layer: noise map}."""
         out = synthesize(self.module, params, w, noise_mode=noise_mode, rng=key, stage=self.stage,
-                         edits=edits, resume=resume, norm_stats=norm_stats)
+                         edits=edits, resume=resume, norm_stats=norm_stats, noise=noise)
         if with_norm_stats:
             return out.images, out.features, out.norm_stats
         return out.images, out.features
@@ -199,8 +263,8 @@ class Explorer:
                    return_features: bool = False, use_cache: bool = True) -> Rendering:
         """Images of w [N, num_layers, dlatent] with {layer: delta} added to feature maps.
 
-        noise_mode: "const" (default of the explorer), "random" (drawn from noise_seed) or "none".
-        With use_cache, edits re-run only the layers after the earliest edited one.
+        noise_mode: "const" (default of the explorer), "random" (drawn from noise_seed), "none",
+        or the name of a registered noise-map set (add_noise_maps). With use_cache, edits re-run only the layers after the earliest edited one.
         """
         with self._lock:
             return self._synthesize(w, deltas, noise_mode, noise_seed, return_features, use_cache)
@@ -209,25 +273,25 @@ class Explorer:
         w = self.check_w(w)
         # An all-zero delta (a slider at 0) is no edit: the image is exactly the unedited one.
         deltas = {k: v for k, v in self.check_deltas(deltas, w.shape[0]).items() if np.any(v)}
-        mode = self.noise_mode if noise_mode is None else noise_mode
-        if mode not in NOISE_MODES:
-            raise ValueError(f"unknown noise mode {mode!r}: choose one of {', '.join(NOISE_MODES)}")
+        mode, maps, noise_key = self._resolve_noise(
+            self.noise_mode if noise_mode is None else noise_mode)
         key = jax.random.PRNGKey(int(noise_seed))
         if deltas and not use_cache:  # full synthesis; only the statistics may come from the cache
-            stats = self._unedited(w, mode, noise_seed, key)[2] if self.frozen_norm_stats else None
-            images, feats = self._full(mode, deltas)(self.params, w, key, deltas, stats)
+            stats = (self._unedited(w, mode, maps, noise_key, noise_seed, key)[2]
+                     if self.frozen_norm_stats else None)
+            images, feats = self._full(mode, maps, deltas)(self.params, w, key, deltas, stats, maps)
             return self._rendering(images, feats if return_features else None)
-        images, cached, stats = self._unedited(w, mode, noise_seed, key)
+        images, cached, stats = self._unedited(w, mode, maps, noise_key, noise_seed, key)
         if not deltas:
             return self._rendering(images, cached if return_features else None)
         stats = stats if self.frozen_norm_stats else None
         order = sorted(deltas, key=lambda n: self.layer(n).index)
         first, rest = order[0], {n: deltas[n] for n in order[1:]}
         start = cached[first] + deltas[first]
-        fn = self._program(("resume", mode, first, tuple(order[1:])),
-                           lambda p, w, k, s, d, st: self._pass(
-                               p, w, k, mode, edits=d, resume=(first, s), norm_stats=st))
-        images, after = fn(self.params, w, key, start, rest, stats)
+        fn = self._program(("resume", mode, maps is not None, first, tuple(order[1:])),
+                           lambda p, w, k, s, d, st, n: self._pass(
+                               p, w, k, mode, edits=d, resume=(first, s), norm_stats=st, noise=n))
+        images, after = fn(self.params, w, key, start, rest, stats, maps)
         if not return_features:
             return self._rendering(images, None)
         feats = {n: cached[n] for n in cached if self.layer(n).index < self.layer(first).index}
@@ -235,22 +299,24 @@ class Explorer:
         feats.update(after)
         return self._rendering(images, feats)
 
-    def _full(self, mode, deltas):
+    def _full(self, mode, maps, deltas):
         """The full-synthesis program (images and all features) for edits of these layers, taking
-        the instance-norm statistics to keep (or None: each layer's own)."""
-        return self._program(("full", mode, tuple(sorted(deltas))), lambda p, w, k, d, st: self._pass(
-            p, w, k, mode, edits=d, norm_stats=st))
+        the instance-norm statistics to keep (or None: each layer's own) and the noise maps (or
+        None: the mode's)."""
+        return self._program(("full", mode, maps is not None, tuple(sorted(deltas))),
+                             lambda p, w, k, d, st, n: self._pass(
+                                 p, w, k, mode, edits=d, norm_stats=st, noise=n))
 
-    def _unedited(self, w, mode, noise_seed, key):
+    def _unedited(self, w, mode, maps, noise_key, noise_seed, key):
         """(images, features, instance-norm statistics) of w without edits, from the cache (LRU)
-        or computed and cached."""
+        or computed and cached; noise_key names the noise (a mode, or a digest of the maps)."""
         # The noise seed only matters for random noise.
-        digest = _digest(w, np.frombuffer(mode.encode(), np.uint8),
+        digest = _digest(w, np.frombuffer(noise_key.encode(), np.uint8),
                          np.asarray(noise_seed if mode == "random" else 0))
         if digest not in self._cache:
-            fn = self._program(("unedited", mode), lambda p, w, k: self._pass(
-                p, w, k, mode, with_norm_stats=True))
-            images, feats, stats = fn(self.params, w, key)
+            fn = self._program(("unedited", mode, maps is not None), lambda p, w, k, n: self._pass(
+                p, w, k, mode, noise=n, with_norm_stats=True))
+            images, feats, stats = fn(self.params, w, key, maps)
             self._cache[digest] = images, feats, stats
             while len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)

@@ -19,16 +19,17 @@ import dataclasses
 import io
 import math
 import os
+import itertools
 import tempfile
+import threading
 
 import numpy as np
 from PIL import Image
 from pydantic import ValidationError
 
 from stylegan_jax.explore import api_models as m
-from stylegan_jax.explore import find, media
+from stylegan_jax.explore import find, media, project
 from stylegan_jax.explore.edits import PAINT_MODES, check_channel, format_channels, parse_channels
-from stylegan_jax.explore.explorer import NOISE_MODES
 from stylegan_jax.explore.latent import Direction, attribute_vector, lerp_w, slerp_z, style_mix
 from stylegan_jax.explore.recipe import Recipe, apply_recipe, apply_to_seeds, parse_mask
 
@@ -36,6 +37,8 @@ SORTS = ("channel", "magnitude", "similarity")
 MAX_EXPORT_SIDE = 4096          # pixels of an exported frame's side (after scaling)
 MAX_EXPORT_PIXELS = 1 << 27     # pixels of all frames of one animation together
 FRAMES_PER_CALL = 8             # interpolation frames synthesized per call in an export
+MAX_PROJECTED = 8               # projected images whose noise maps the explorer keeps
+MAX_PROJECTORS = 4              # compiled projection programs kept (one per space and steps)
 
 
 class NonFinite(ValueError):
@@ -117,8 +120,18 @@ class Api:
     serialises its own synthesis, so a long export (which renders frame by frame) lets quick
     renders in between."""
 
-    def __init__(self, explorer):
+    def __init__(self, explorer, distance=None, face_detector=None):
+        """distance: the projector's project.Distance (None: the pixel distance);
+        face_detector: a prep.crops detector for projections' face crop (None: the face crop is
+        unavailable)."""
         self.ex = explorer
+        self.distance = distance or project.pixel_distance()
+        self.face_detector = face_detector
+        self._projectors = {}            # (space, steps) -> project.Projector
+        self._projected = []             # noise-mode names of projections, oldest first
+        self._w_stats = None
+        self._numbers = itertools.count(1)
+        self._projection_lock = threading.Lock()
 
     # ------------------------------------------------------------------ helpers
     def latent(self, latent: m.LatentFields, where: str = "request") -> np.ndarray:
@@ -163,8 +176,11 @@ class Api:
         description = self.ex.describe()
         description["provenance"] = provenance_for_clients(description["provenance"])
         return dict(description, paint_modes=list(PAINT_MODES), sorts=list(SORTS),
-                    noise_modes=list(NOISE_MODES), max_seeds=m.MAX_SEEDS,
-                    max_frames=m.MAX_FRAMES, max_scale=m.MAX_SCALE)
+                    noise_modes=self.ex.noise_modes, max_seeds=m.MAX_SEEDS,
+                    max_frames=m.MAX_FRAMES, max_scale=m.MAX_SCALE,
+                    projection={"distance": self.distance.name,
+                                "max_steps": m.MAX_PROJECT_STEPS,
+                                "face_crop": self.face_detector is not None})
 
     def gallery(self, req: m.GalleryRequest) -> dict:
         """Random samples of the seeds."""
@@ -375,3 +391,56 @@ class Api:
                     raise ValueError(str(e)) from None  # imageio / imageio-ffmpeg missing
             with open(path, "rb") as f:
                 return os.path.basename(path), "image/gif" if req.kind == "gif" else "video/mp4", f.read()
+
+    # ------------------------------------------------------------------ projection
+    def project_work(self, req: m.ProjectRequest):
+        """Checks an upload now (decodable, at most project.MAX_INPUT_PIXELS, a face found for
+        the face crop) and returns work(progress) projecting it (project.Projector, `steps`
+        steps in `space`). The result: the reconstruction and the framed target, the w, and the
+        noise mode under which the explorer now holds the projected noise maps (the last
+        MAX_PROJECTED projections' maps are kept)."""
+        if req.crop == "face" and self.face_detector is None:
+            raise ValueError("the face crop needs a face detector: start the explorer with "
+                             "--detector=animeface or --detector=opencv, or use crop 'centre'")
+        data = decode_data_url(req.data)
+        with tempfile.TemporaryDirectory(prefix="explorer_project_") as folder:
+            path = os.path.join(folder, "upload")
+            with open(path, "wb") as f:
+                f.write(data)
+            try:
+                picture = project.read_image(path, exif_transpose=req.crop == "centre")
+            except ValueError as e:
+                raise ValueError(f"field 'data': {str(e).replace(path + ': ', '')}") from None
+        target = project.frame_image(picture, self.ex.image_shape, crop=req.crop,
+                                     detector=self.face_detector, key="upload")
+        projector = self._projector(req.space, req.steps)
+
+        def work(progress=None):
+            with self._projection_lock:
+                result = projector.project(target, None if progress is None else (
+                    lambda step, total, distance: progress(step, total)))
+            name = f"projected-{next(self._numbers)}"
+            self.ex.add_noise_maps(name, result.noise_maps(0))
+            self._projected.append(name)
+            while len(self._projected) > MAX_PROJECTED:
+                self.ex.remove_noise_maps(self._projected.pop(0))
+            rendering = self.ex.synthesize(result.w[:1], noise_mode=name)
+            return {"image": png_data_url(images_of(rendering)[0]), "target": png_data_url(target),
+                    "w": media.encode_w(result.w[:1]), "noise_mode": name, "space": req.space,
+                    "steps": int(len(result.losses)), "distance": result.distance_name,
+                    "final_distance": float(result.distance[0]), "psnr": float(result.psnr[0])}
+        return work
+
+    def _projector(self, space: str, steps: int) -> project.Projector:
+        """The projector for (space, steps), compiled once and kept (the MAX_PROJECTORS newest)."""
+        with self._projection_lock:
+            key = (space, steps)
+            if key not in self._projectors:
+                if self._w_stats is None:
+                    self._w_stats = project.w_statistics(self.ex)
+                config = project.ProjectionConfig(num_steps=steps, space=space, frame_every=0)
+                self._projectors[key] = project.Projector(self.ex, self.distance, config,
+                                                          w_stats=self._w_stats)
+                while len(self._projectors) > MAX_PROJECTORS:
+                    self._projectors.pop(next(iter(self._projectors)))
+            return self._projectors[key]

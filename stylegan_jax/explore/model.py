@@ -89,7 +89,8 @@ def _load_export(path: str) -> GeneratorBundle:
     return GeneratorBundle(_generator_from_config(header["generator"]), params, w_avg, provenance)
 
 
-def _load_checkpoint(workdir: str, step: Optional[int]) -> GeneratorBundle:
+def _load_checkpoint(workdir: str, step: Optional[int]):
+    """(GeneratorBundle, (Discriminator, its parameters)) of a training checkpoint."""
     # Imported here: the training package pulls in optax/orbax, which exports do not need.
     import ml_collections  # pylint: disable=import-outside-toplevel
     from stylegan_jax.training import checkpoint, state as state_lib  # pylint: disable=import-outside-toplevel
@@ -119,7 +120,8 @@ def _load_checkpoint(workdir: str, step: Optional[int]) -> GeneratorBundle:
         ckpt.close()
     provenance = {"source": os.path.abspath(workdir), "step": int(state.step),
                   "kimg": meta.get("kimg"), "stage": meta.get("stage"), "alpha": meta.get("alpha")}
-    return GeneratorBundle(G, state.g_ema_params, np.asarray(state.w_avg, np.float32), provenance)
+    bundle = GeneratorBundle(G, state.g_ema_params, np.asarray(state.w_avg, np.float32), provenance)
+    return bundle, (D, state.d_params)
 
 
 def load_generator(path: str) -> GeneratorBundle:
@@ -127,11 +129,17 @@ def load_generator(path: str) -> GeneratorBundle:
 
     From a workdir the newest checkpoint is used; `<workdir>/checkpoints/<step>` picks a step.
     """
+    return load_networks(path)[0]
+
+
+def load_networks(path: str):
+    """(GeneratorBundle, (Discriminator, parameters) or None) from what load_generator takes: a
+    training checkpoint has a discriminator, an exported .npz has none."""
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path} does not exist: pass an exported generator .npz or a "
                                 f"training workdir")
     if os.path.isfile(path):
-        return _load_export(path)
+        return _load_export(path), None
     path = os.path.abspath(path)
     parent = os.path.dirname(path)
     if os.path.basename(parent) == "checkpoints" and os.path.basename(path).isdigit():

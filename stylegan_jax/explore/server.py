@@ -10,8 +10,10 @@
 GET / serves static/index.html (and static/*.js, *.css); GET /api/info and POST /api/<name> call
 handlers.Api; api_models.py describes every request and reply, published as OpenAPI at
 /openapi.json and browsable at /docs (Swagger UI from the fastapi-offline package's files, served
-from here: nothing is downloaded). Long work runs as a job: POST /api/jobs/export or
-/api/jobs/apply_to_seeds answers 202 with {id, status, done, total, progress}; GET
+from here: nothing is downloaded). Long work runs as a job: POST /api/jobs/export,
+/api/jobs/apply_to_seeds or /api/jobs/project (an uploaded image projected into W; its result
+is the w and the noise mode to edit it with) answers 202 with {id, status, done, total,
+progress}; GET
 /api/jobs/{id} polls it and GET /api/jobs/{id}/result downloads the file (or the images' JSON).
 Jobs run one at a time on their own thread, rendering frame by frame, so renders and /api/info
 answer while one runs.
@@ -61,7 +63,8 @@ _QUICK = {  # POST /api/<name>: (request model, reply model)
     "interpolate": (m.InterpolateRequest, m.Image), "mix": (m.MixRequest, m.Image),
     "apply_to_seeds": (m.ApplyToSeedsRequest, m.Images), "recipe": (m.RecipeRequest, m.RecipeReply),
     "load_png": (m.LoadPngRequest, m.LoadedPng), "export": (m.ExportRequest, m.Export)}
-_JOBS = {"export": m.ExportRequest, "apply_to_seeds": m.ApplyToSeedsRequest}
+_JOBS = {"export": m.ExportRequest, "apply_to_seeds": m.ApplyToSeedsRequest,
+         "project": m.ProjectRequest}
 
 
 # ------------------------------------------------------------------ requests: JSON only, bounded
@@ -344,11 +347,12 @@ class ExplorerServer:
     Works like socketserver's servers for stylegan_jax.serving: serve_forever() (blocks),
     shutdown() (from another thread), server_close()."""
 
-    def __init__(self, explorer, host: str = "127.0.0.1", port: int = 0, allow_hosts=()):
+    def __init__(self, explorer, host: str = "127.0.0.1", port: int = 0, allow_hosts=(),
+                 distance=None, face_detector=None):
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.socket = socket.create_server((host, int(port)), family=family)
         self.server_address = self.socket.getsockname()[:2]
-        self.api = Api(explorer)
+        self.api = Api(explorer, distance, face_detector)
         self.jobs = JobQueue()
         self.app = create_app(self.api, self.jobs, allowed_hosts(self.server_address[1], allow_hosts),
                               self.url)
@@ -388,15 +392,17 @@ class ExplorerServer:
         self.socket.close()
 
 
-def make_server(explorer, host: str = "127.0.0.1", port: int = 0, allow_hosts=()) -> ExplorerServer:
+def make_server(explorer, host: str = "127.0.0.1", port: int = 0, allow_hosts=(),
+                distance=None, face_detector=None) -> ExplorerServer:
     """A server for `explorer` bound to host:port (0 = a free port); call serve_forever().
-    allow_hosts: more Host names it answers to (besides 127.0.0.1, localhost and [::1])."""
-    return ExplorerServer(explorer, host, port, allow_hosts)
+    allow_hosts: more Host names it answers to (besides 127.0.0.1, localhost and [::1]);
+    distance, face_detector: for projecting uploaded images (handlers.Api)."""
+    return ExplorerServer(explorer, host, port, allow_hosts, distance, face_detector)
 
 
 def serve(explorer, host: str = "127.0.0.1", port: int = 8000, open_browser: bool = False,
-          allow_hosts=()):
+          allow_hosts=(), distance=None, face_detector=None):
     """Serves the explorer until Ctrl-C."""
-    server = make_server(explorer, host, port, allow_hosts)
+    server = make_server(explorer, host, port, allow_hosts, distance, face_detector)
     serve_until_interrupted(server, f"explorer at {server.url} (Ctrl-C to stop; API: "
                                     f"{server.url}docs)", server.url if open_browser else "")

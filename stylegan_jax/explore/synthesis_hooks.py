@@ -9,10 +9,12 @@ export need more of a synthesis pass:
 * resuming from one layer's given activation, skipping the layers before it (cached
   re-synthesis: while an amount slider moves, only the layers after the edited one run);
 * every layer's instance-norm statistics, and a pass that uses given statistics instead of each
-  layer's own (local edits: an edited image keeps the unedited image's statistics).
+  layer's own (local edits: an edited image keeps the unedited image's statistics);
+* given noise maps in place of a layer's noise input (a projected image's optimised noise).
 
 `synthesize` runs `Generator.synthesis` under `flax.linen.intercept_methods` with a hook that sees
-each `SynthesisLayer` call (by the layer's name) and each `layers.InstanceNorm` call inside one.
+each `SynthesisLayer` call (by the layer's name) and each `layers.InstanceNorm` and
+`layers.NoiseInjection` call inside one.
 Interception happens while JAX traces, so `synthesize` may be jitted like any function.
 """
 from typing import Any, Dict, Mapping, Optional, Tuple
@@ -40,8 +42,9 @@ class SynthesisPass:
 class _Hooks:
     """The interceptor of one pass (see the module docstring)."""
 
-    def __init__(self, edits, resume, norm_stats):
+    def __init__(self, edits, resume, norm_stats, noise):
         self.edits = dict(edits or {})
+        self.noise = dict(noise or {})
         self.resume = resume
         self.frozen = dict(norm_stats or {})
         self.skipping = resume is not None
@@ -54,6 +57,9 @@ class _Hooks:
         if (context.method_name == "__call__" and isinstance(module, layers.InstanceNorm)
                 and isinstance(module.parent, SynthesisLayer)):
             return self._normalize(module.parent.name, module.epsilon, args[0])
+        if (context.method_name == "__call__" and isinstance(module, layers.NoiseInjection)
+                and isinstance(module.parent, SynthesisLayer) and module.parent.name in self.noise):
+            return next_fun(args[0], self.noise[module.parent.name], **kwargs)
         return next_fun(*args, **kwargs)
 
     def _layer(self, name, next_fun, args, kwargs):
@@ -80,7 +86,8 @@ class _Hooks:
 def synthesize(G: Generator, params, w, *, noise_mode: str = "const", rng=None,
                stage: Optional[int] = None, edits: Optional[Mapping[str, Any]] = None,
                resume: Optional[Tuple[str, Any]] = None,
-               norm_stats: Optional[Mapping[str, NormStats]] = None) -> SynthesisPass:
+               norm_stats: Optional[Mapping[str, NormStats]] = None,
+               noise: Optional[Mapping[str, Any]] = None) -> SynthesisPass:
     """One synthesis pass of G (at `stage`, default the last, fully faded in) with hooks.
 
     params: G's parameters ({"mapping_network": ..., "synthesis_network": ...});
@@ -88,15 +95,18 @@ def synthesize(G: Generator, params, w, *, noise_mode: str = "const", rng=None,
     edits: {layer name: delta} added to that layer's output (broadcast to it);
     resume: (layer name, activation): skip every layer up to that one and continue from the given
       activation as its output (its edit, if any, already in it);
-    norm_stats: {layer name: (mean, inverse RMS)} to use in those layers instead of their own.
+    norm_stats: {layer name: (mean, inverse RMS)} to use in those layers instead of their own;
+    noise: {layer name: noise map [1 or N, h, w, 1]} added (times the layer's learned noise
+      strength) in place of that layer's noise input of noise_mode; other layers keep noise_mode's.
     """
     stage = G.num_stages - 1 if stage is None else stage
     running = [spec.name for spec in G.layer_specs if spec.stage <= stage]
-    named = set(edits or {}) | set(norm_stats or {}) | ({resume[0]} if resume else set())
+    named = (set(edits or {}) | set(norm_stats or {}) | set(noise or {})
+             | ({resume[0]} if resume else set()))
     unknown = sorted(named - set(running))
     if unknown:
         raise ValueError(f"unknown layer(s) {unknown}: choose from {running}")
-    hooks = _Hooks(edits, resume, norm_stats)
+    hooks = _Hooks(edits, resume, norm_stats, noise)
     with nn.intercept_methods(hooks):
         images = G.apply({"params": params}, w, stage=stage, noise_mode=noise_mode,
                          rngs=None if rng is None else {"noise": rng}, method=Generator.synthesis)

@@ -60,6 +60,32 @@ async function exportMedia(kind) {
   setTimeout(() => URL.revokeObjectURL(url), 10000);
 }
 
+function readDataURL(file) {
+  return new Promise((resolve, reject) => {
+    const reader = new FileReader();
+    reader.onload = () => resolve(reader.result);
+    reader.onerror = () => reject(reader.error);
+    reader.readAsDataURL(file);
+  });
+}
+
+// An uploaded image is projected into W (or W+) as a job; its result is a w and the noise mode
+// holding its projected noise maps, so it is then edited like any sample.
+async function projectUpload(file) {
+  const body = {data: await readDataURL(file), space: $("#project-space").value,
+                steps: parseInt($("#project-steps").value) || 300, crop: $("#project-crop").value};
+  const data = await (await runJob("project", body)).json();
+  const noise = $("#noise-mode");
+  if (![...noise.options].some((o) => o.value === data.noise_mode)) noise.add(new Option(data.noise_mode, data.noise_mode));
+  noise.value = data.noise_mode;
+  $("#project-target").src = data.target;
+  $("#project-image").src = data.image;
+  const label = `${file.name} in ${data.space.toUpperCase()} (${data.psnr.toFixed(1)} dB)`;
+  $("#project-label").textContent = `${label}; noise: ${data.noise_mode}`;
+  $("#project-result").hidden = false;
+  select({w: data.w}, label);
+}
+
 async function start() {
   const info = state.info = await api("info");
   $("#model-info").textContent = `${info.image_shape.join("×")}, ${info.num_layers} layers` +
@@ -69,6 +95,7 @@ async function start() {
   $("#layer-select").value = info.layers[Math.floor(info.layers.length / 2)].name;
   $("#noise-mode").replaceChildren(...info.noise_modes.map((m) => new Option(m, m)));
   $("#noise-mode").value = info.noise_mode;
+  $("#project-crop").options[1].disabled = !info.projection.face_crop;
   $("#mix-crossover").max = info.num_layers;
   $("#mix-value").textContent = $("#mix-crossover").value;
   addTab();
@@ -144,12 +171,7 @@ async function start() {
   on("#import-png", "change", async (e) => {
     const file = e.target.files[0];
     if (!file) return;
-    const url = await new Promise((resolve) => {
-      const reader = new FileReader();
-      reader.onload = () => resolve(reader.result);
-      reader.readAsDataURL(file);
-    });
-    const data = await api("load_png", {data: url});
+    const data = await api("load_png", {data: await readDataURL(file)});
     e.target.value = "";
     if (!data.w) { $("#error").textContent = "this PNG has no latent in it"; return; }
     if (data.recipe) setRecipe(data.recipe);
@@ -165,6 +187,11 @@ async function start() {
       img.addEventListener("click", () => select({seed: seeds[i]}, `seed ${seeds[i]}`));
       return img;
     }));
+  });
+  on("#project-file", "change", (e) => {
+    const file = e.target.files[0];
+    e.target.value = "";
+    return file ? projectUpload(file) : undefined;
   });
   on("#export-png", "click", () => exportMedia("png"));
   on("#export-gif", "click", () => exportMedia("gif"));
