@@ -286,3 +286,25 @@ def real_art(relative_path: str) -> str:
             pytest.fail(message)
         pytest.skip(message)
     return path
+
+
+# Training workdirs: a smoke-config run with one checkpoint, as the command-line tools open it.
+
+def write_smoke_workdir(path, adjust_state=None):
+    """Writes a training workdir (smoke config, config.json, one checkpoint of a freshly
+    initialised state, changed by `adjust_state(state)` if given) at `path`.
+    Returns (config, G, state)."""
+    from experiments.config_flags import load_config
+    from stylegan_jax.training import checkpoint, state as state_lib
+    config = load_config("smoke")
+    G, D = state_lib.build_networks(config)
+    state = jax.jit(lambda: state_lib.init_train_state(G, D, config),
+                    compiler_options=cpu_compiler_options(True))()
+    if adjust_state is not None:
+        state = adjust_state(state)
+    ckpt = checkpoint.Checkpointer(os.path.join(path, "checkpoints"), keep=2)
+    ckpt.save(state, {"nimg": 0, "config": config.to_dict()})
+    ckpt.close()
+    with open(os.path.join(path, "config.json"), "w", encoding="utf-8") as f:
+        json.dump(config.to_dict(), f)
+    return config, G, state

@@ -11,11 +11,8 @@ import numpy as np
 import pytest
 
 from experiments import export as export_cli
-from experiments.config_flags import load_config
 from stylegan_jax.export import ExportOptions
-from stylegan_jax.training import checkpoint, state as state_lib
-from stylegan_jax.utils import cpu_compiler_options
-from helpers import check_against_reference, make_inputs, onnx_runner
+from helpers import check_against_reference, make_inputs, onnx_runner, write_smoke_workdir
 
 pytestmark = pytest.mark.slow
 
@@ -26,19 +23,15 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def workdir(tmp_path_factory):
     """A training workdir (smoke config) with one checkpoint whose EMA weights differ from G's."""
     path = str(tmp_path_factory.mktemp("run"))
-    config = load_config("smoke")
-    G, D = state_lib.build_networks(config)
-    state = jax.jit(lambda: state_lib.init_train_state(G, D, config),
-                    compiler_options=cpu_compiler_options(True))()
     rng = np.random.default_rng(0)
-    ema = jax.tree.map(lambda p: p + jnp.asarray(0.3 * rng.standard_normal(p.shape), p.dtype),
-                       state.g_params)
-    state = state.replace(g_ema_params=ema, w_avg=jnp.asarray(rng.standard_normal(16), jnp.float32))
-    ckpt = checkpoint.Checkpointer(os.path.join(path, "checkpoints"), keep=2)
-    ckpt.save(state, {"nimg": 0, "config": config.to_dict()})
-    ckpt.close()
-    with open(os.path.join(path, "config.json"), "w", encoding="utf-8") as f:
-        json.dump(config.to_dict(), f)
+
+    def perturb(state):
+        ema = jax.tree.map(lambda p: p + jnp.asarray(0.3 * rng.standard_normal(p.shape), p.dtype),
+                           state.g_params)
+        return state.replace(g_ema_params=ema,
+                             w_avg=jnp.asarray(rng.standard_normal(16), jnp.float32))
+
+    _, G, state = write_smoke_workdir(path, perturb)
     return path, (G, state.g_ema_params, np.asarray(state.w_avg))
 
 

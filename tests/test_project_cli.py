@@ -7,17 +7,14 @@ import subprocess
 import sys
 import zlib
 
-import jax
 import numpy as np
 import pytest
 from PIL import Image
 
 from experiments import project as project_cli
-from experiments.config_flags import load_config
 from stylegan_jax.explore import media
 from stylegan_jax.explore.model import random_bundle, save_generator
-from stylegan_jax.training import checkpoint, state as state_lib
-from stylegan_jax.utils import cpu_compiler_options
+from helpers import write_smoke_workdir
 
 pytestmark = pytest.mark.slow
 
@@ -28,15 +25,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def workdir(tmp_path_factory):
     """A training workdir (smoke config) with one freshly initialised checkpoint."""
     path = str(tmp_path_factory.mktemp("run"))
-    config = load_config("smoke")
-    G, D = state_lib.build_networks(config)
-    state = jax.jit(lambda: state_lib.init_train_state(G, D, config),
-                    compiler_options=cpu_compiler_options(True))()
-    ckpt = checkpoint.Checkpointer(os.path.join(path, "checkpoints"), keep=2)
-    ckpt.save(state, {"nimg": 0, "config": config.to_dict()})
-    ckpt.close()
-    with open(os.path.join(path, "config.json"), "w", encoding="utf-8") as f:
-        json.dump(config.to_dict(), f)
+    write_smoke_workdir(path)
     return path
 
 

@@ -55,6 +55,15 @@ def tree_shapes(tree) -> Dict[str, Tuple[int, ...]]:
     return {_path_str(p): tuple(getattr(x, "shape", ())) for p, x in leaves}
 
 
+def first_shape_mismatch(have: dict, want: dict):
+    """(path, have's shape, want's shape) of the first path, in sorted order, where two
+    `tree_shapes` differ ("absent" where one lacks it), or None if they agree."""
+    for name in sorted(set(have) | set(want)):
+        if have.get(name) != want.get(name):
+            return name, have.get(name, "absent"), want.get(name, "absent")
+    return None
+
+
 def state_checksum(host_state) -> int:
     """CRC32 over the bytes of every array of a host (numpy) pytree, in tree order."""
     crc = 0
@@ -163,13 +172,13 @@ class Checkpointer:
         wanted = tree_shapes(abstract_state)
         absent = _absent_added_fields(abstract_state, saved_shapes)
         wanted = {k: v for k, v in wanted.items() if k.split("/")[0] not in absent}
-        for name in sorted(set(saved_shapes) | set(wanted)):
-            if saved_shapes.get(name) != wanted.get(name):
-                raise CheckpointError(
-                    f"checkpoint {path} was made with a different config ({name}: saved "
-                    f"{saved_shapes.get(name, 'absent')}, this config needs "
-                    f"{wanted.get(name, 'absent')}); it was left untouched: resume with the "
-                    f"config it was trained with or use a new --workdir")
+        mismatch = first_shape_mismatch(saved_shapes, wanted)
+        if mismatch:
+            name, saved, needed = mismatch
+            raise CheckpointError(
+                f"checkpoint {path} was made with a different config ({name}: saved {saved}, "
+                f"this config needs {needed}); it was left untouched: resume with the config it "
+                f"was trained with or use a new --workdir")
         target = abstract_state
         if absent:  # the saved fields only, as a dict in field order
             target = {f.name: getattr(abstract_state, f.name)

@@ -139,14 +139,14 @@ def load_source(path: str) -> Source:
 
 
 def _check_shapes(name: str, have, want, source: Source) -> None:
-    have_shapes, want_shapes = checkpoint.tree_shapes(have), checkpoint.tree_shapes(want)
-    for key in sorted(set(have_shapes) | set(want_shapes)):
-        if have_shapes.get(key) != want_shapes.get(key):
-            raise ConfigError(
-                f"config.init_from: {source.description} does not fit this config ({name}/{key}: "
-                f"{have_shapes.get(key, 'absent')} there, this config needs "
-                f"{want_shapes.get(key, 'absent')}): set model.num_stages, generator.* and "
-                f"discriminator.* to the checkpoint's (its config.json, or the import's)")
+    mismatch = checkpoint.first_shape_mismatch(checkpoint.tree_shapes(have),
+                                               checkpoint.tree_shapes(want))
+    if mismatch:
+        key, there, needed = mismatch
+        raise ConfigError(
+            f"config.init_from: {source.description} does not fit this config ({name}/{key}: "
+            f"{there} there, this config needs {needed}): set model.num_stages, generator.* and "
+            f"discriminator.* to the checkpoint's (its config.json, or the import's)")
 
 
 def initial_state(state: state_lib.TrainState, config, source: Source) -> state_lib.TrainState:
