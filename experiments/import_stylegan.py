@@ -29,10 +29,16 @@ from absl import flags
 
 from stylegan_jax.utils import exit_with_error
 
-_PKL = flags.DEFINE_string("pkl", None, "NVIDIA StyleGAN v1 pickle (.pkl) holding (G, D, Gs)",
-                           required=True)
-_OUT = flags.DEFINE_string("out", None, "directory to write (must be new or empty)", required=True)
-_SEED = flags.DEFINE_integer("seed", 0, "seed recorded in the config (latents of later tools)")
+FLAGS = flags.FLAGS
+
+
+def define_flags():
+    """The command's flags (defined only when run as a command, so that importing
+    `import_pickle` next to other commands defines no flag twice)."""
+    flags.DEFINE_string("pkl", None, "NVIDIA StyleGAN v1 pickle (.pkl) holding (G, D, Gs)",
+                        required=True)
+    flags.DEFINE_string("out", None, "directory to write (must be new or empty)", required=True)
+    flags.DEFINE_integer("seed", 0, "seed recorded in the config (latents of later tools)")
 
 
 def import_pickle(pkl: str, out: str, seed: int = 0) -> dict:
@@ -80,14 +86,15 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     try:
-        record = import_pickle(_PKL.value, _OUT.value, _SEED.value)
+        record = import_pickle(FLAGS.pkl, FLAGS.out, FLAGS.seed)
     except (FileNotFoundError, ValueError) as e:  # includes the pickle readers' errors
         exit_with_error(e)
     res = record["resolution"]
     print(f"imported {record['pkl']}: {res}x{res}, G {record['parameters']['G']:,} and D "
-          f"{record['parameters']['D']:,} parameters -> {_OUT.value} (checkpoint "
+          f"{record['parameters']['D']:,} parameters -> {FLAGS.out} (checkpoint "
           f"{record['checkpoint']}, explorer bundle {record['bundle']})")
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

@@ -116,7 +116,7 @@ def test_a_nan_parameter_with_finite_losses_is_not_saved(tmp_path, monkeypatch):
     config = smoke_config()
     shapes = jax.eval_shape(lambda: state_lib.init_train_state(*state_lib.build_networks(config),
                                                                config))
-    name = next(n for n in checkpoint._shapes(shapes) if n.startswith("g_params/"))  # pylint: disable=protected-access
+    name = next(n for n in checkpoint.tree_shapes(shapes) if n.startswith("g_params/"))
     monkeypatch.setattr(loop, "make_train_step", make_poisoning_step)
     loop._programs.cache_clear()  # pylint: disable=protected-access
     try:
