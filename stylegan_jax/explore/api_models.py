@@ -12,11 +12,13 @@ direction strengths and vectors) are bounded to +-MAX_NUMBER, so float32 cannot 
 edit itself; a result that still is not finite is refused by handlers.check_finite (422 naming
 the field) rather than sent as NaN.
 """
+import typing
 from typing import Annotated, Any, Dict, List, Literal, Optional, Tuple, Union
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model, model_validator
 
 from stylegan_jax.explore.edits import MAX_MULTIPLIER
+from stylegan_jax.networks import LayerSpec
 from stylegan_jax.utils import parse_json
 
 MAX_SEEDS = 64            # images per gallery / seed grid request
@@ -235,14 +237,9 @@ class ProjectRequest(Model):
 
 
 # ------------------------------------------------------------------ responses
-class LayerJSON(BaseModel):
-    name: str
-    index: int
-    height: int
-    width: int
-    channels: int
-    stage: int
-    kind: str
+# A synthesis layer as the page sees it: the fields of networks.LayerSpec, one source for both.
+LayerJSON = create_model("LayerJSON", **{name: (kind, ...) for name, kind in
+                                         typing.get_type_hints(LayerSpec).items()})
 
 
 class Info(BaseModel):
