@@ -14,27 +14,32 @@ from absl import flags
 
 from stylegan_jax.utils import exit_with_error
 
-_WORKDIR = flags.DEFINE_string("workdir", None, "training workdir: its newest checkpoint is used")
-_CHECKPOINT = flags.DEFINE_string(
-    "checkpoint", None, "a checkpoint step directory (<workdir>/checkpoints/<step>) or an "
-    "exported generator .npz, instead of --workdir")
-_FORMAT = flags.DEFINE_enum("format", "onnx", ["onnx", "savedmodel"], "output format")
-_OUT = flags.DEFINE_string("out", None, "output file (.onnx) or directory (SavedModel)",
-                           required=True)
-_INPUT = flags.DEFINE_enum("input", "z", ["z", "w"], "latent input: z, or per-layer w")
-_EDIT_LAYERS = flags.DEFINE_list("edit_layers", [], "layers that get an edit-offset input, e.g. "
-                                 "16x8_conv1,32x16_conv0_up")
-_RECIPE = flags.DEFINE_string("recipe", None, "an explorer recipe (.json): its edited layers "
-                              "become edit inputs and the recipe is copied into the manifest")
-_NOISE = flags.DEFINE_enum("noise", "const", ["const", "none"],
-                           "per-layer noise: the network's fixed noise, or none")
-_LAYOUT = flags.DEFINE_enum("layout", "nchw", ["nchw", "nhwc"],
-                            "layout of the images and edit inputs (NCHW suits engines)")
-_CUTOFF = flags.DEFINE_integer("truncation_cutoff", 8,
-                               "psi applies to the layers below this one (0 or less = all)")
-_LOCAL_EDITS = flags.DEFINE_bool("local_edits", True, "edited images keep the unedited image's "
-                                 "instance-norm statistics, as the explorer renders them")
-_OVERWRITE = flags.DEFINE_bool("overwrite", False, "replace an existing output")
+FLAGS = flags.FLAGS
+
+
+def define_flags():
+    """The command's flags (defined only when run as a command, so that importing `run_export`
+    next to other commands defines no flag twice)."""
+    flags.DEFINE_string("workdir", None, "training workdir: its newest checkpoint is used")
+    flags.DEFINE_string("checkpoint", None, "a checkpoint step directory "
+                        "(<workdir>/checkpoints/<step>) or an exported generator .npz, instead of "
+                        "--workdir")
+    flags.DEFINE_enum("format", "onnx", ["onnx", "savedmodel"], "output format")
+    flags.DEFINE_string("out", None, "output file (.onnx) or directory (SavedModel)", required=True)
+    flags.DEFINE_enum("input", "z", ["z", "w"], "latent input: z, or per-layer w")
+    flags.DEFINE_list("edit_layers", [], "layers that get an edit-offset input, e.g. "
+                      "16x8_conv1,32x16_conv0_up")
+    flags.DEFINE_string("recipe", None, "an explorer recipe (.json): its edited layers become edit "
+                        "inputs and the recipe is copied into the manifest")
+    flags.DEFINE_enum("noise", "const", ["const", "none"],
+                      "per-layer noise: the network's fixed noise, or none")
+    flags.DEFINE_enum("layout", "nchw", ["nchw", "nhwc"],
+                      "layout of the images and edit inputs (NCHW suits engines)")
+    flags.DEFINE_integer("truncation_cutoff", 8,
+                         "psi applies to the layers below this one (0 or less = all)")
+    flags.DEFINE_bool("local_edits", True, "edited images keep the unedited image's instance-norm "
+                      "statistics, as the explorer renders them")
+    flags.DEFINE_bool("overwrite", False, "replace an existing output")
 
 
 def recipe_layers(path: str):
@@ -86,19 +91,20 @@ def main(argv):
     import time  # pylint: disable=import-outside-toplevel
     start = time.perf_counter()
     try:
-        manifest = run_export(_WORKDIR.value, _CHECKPOINT.value, _FORMAT.value, _OUT.value,
-                              input_kind=_INPUT.value, edit_layers=_EDIT_LAYERS.value,
-                              recipe=_RECIPE.value, noise=_NOISE.value, layout=_LAYOUT.value,
-                              truncation_cutoff=_CUTOFF.value, local_edits=_LOCAL_EDITS.value,
-                              overwrite=_OVERWRITE.value)
+        manifest = run_export(FLAGS.workdir, FLAGS.checkpoint, FLAGS.format, FLAGS.out,
+                              input_kind=FLAGS.input, edit_layers=FLAGS.edit_layers,
+                              recipe=FLAGS.recipe, noise=FLAGS.noise, layout=FLAGS.layout,
+                              truncation_cutoff=FLAGS.truncation_cutoff,
+                              local_edits=FLAGS.local_edits, overwrite=FLAGS.overwrite)
     except (ValueError, FileNotFoundError, FileExistsError) as e:
         exit_with_error(e)
     from stylegan_jax.export import manifest_path  # pylint: disable=import-outside-toplevel
     inputs = ", ".join(f"{s['name']}{s['shape']}" for s in manifest["inputs"])
-    print(f"wrote {_OUT.value} and {manifest_path(_OUT.value)} in "
+    print(f"wrote {FLAGS.out} and {manifest_path(FLAGS.out)} in "
           f"{time.perf_counter() - start:.1f} s; inputs: {inputs}; output: images"
           f"{manifest['outputs'][0]['shape']} in [-1, 1]")
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)
