@@ -169,3 +169,15 @@ def test_a_locator_built_on_an_image_leaves_that_image_s_edit_in_place(server):
     status, raw = call(server, "/api/locator", {"seed": 2, "layer": LAYER,
                                                 "mask": np.zeros((16, 8)).tolist()})
     assert status == 400 and "paint the part" in json.loads(raw)["error"]
+
+
+def test_sorting_by_the_unedited_maps_keeps_the_order_of_the_unedited_image(server):
+    body = {"seed": 6, "layer": LAYER, "sort": "magnitude"}
+    unedited = ok(server, "/api/render", body)["maps"]["order"]
+    # a strong edit on channels 10-15 moves them to the front of the edited maps' ranking
+    recipe = {"format": "stylegan_jax.recipe", "version": 1,
+              "edits": [{"layer": LAYER, "channels": "10-15", "amount": 40.0}]}
+    edited = ok(server, "/api/render", dict(body, recipe=recipe))["maps"]["order"]
+    kept = ok(server, "/api/render", dict(body, recipe=recipe, sort_maps="unedited"))["maps"]
+    assert sorted(edited[:6]) == list(range(10, 16)) and edited != unedited
+    assert kept["order"] == unedited

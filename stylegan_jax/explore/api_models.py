@@ -181,6 +181,9 @@ class RenderRequest(Latent):
     layer: Optional[Name] = Field(None, description="also return this layer's feature maps")
     selection: Optional[Mask] = None
     sort: Literal["channel", "magnitude", "similarity"] = "channel"
+    sort_maps: Literal["edited", "unedited"] = Field(
+        "edited", description="whose maps the sort ranks: the edited image's or the unedited's "
+                              "(an order that stays put while the edit changes)")
 
 
 class ChannelsRequest(Model):

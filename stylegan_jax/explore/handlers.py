@@ -249,8 +249,10 @@ class Api:
                 if req.sort == "similarity":
                     raise ValueError("sorting by similarity needs a selection: paint a region first")
                 selection = np.ones((layer.height, layer.width), np.float32)
+            ranked_maps = features if req.sort_maps == "edited" else self.ex.features(
+                w, layer.name, noise_mode=req.noise_mode)[0]
             ranked = (find.sort_by_magnitude if req.sort == "magnitude" else find.sort_by_similarity)(
-                features, selection)
+                ranked_maps, selection)
             order, values = [c for c, _ in ranked], [float(v) for _, v in ranked]
         grid, rows, cols = map_grid(media.feature_map_colors(features), order)
         out["maps"] = {"layer": dataclasses.asdict(layer), "grid": png_data_url(grid), "rows": rows,
