@@ -104,6 +104,11 @@ def test_truncation_toward_a_base_image(server):
                                                "center": {"w": base["w"]}})["w"])
     w5, w9 = ex.mapping(ex.z_from_seeds([5, 9]))
     np.testing.assert_allclose(half[0], w9 + 0.5 * (w5 - w9), rtol=1e-6, atol=1e-6)
+    # a base image given as a seed has its own psi (toward the average w)
+    quarter = decode_w(ok(server, "/api/render", {"seed": 5, "psi": 0.5,
+                                                  "center": {"seed": 9, "psi": 0.5}})["w"])
+    w9_half = ex.w_avg + 0.5 * (w9 - ex.w_avg)
+    np.testing.assert_allclose(quarter[0], w9_half + 0.5 * (w5 - w9_half), rtol=1e-5, atol=1e-6)
     # the default center is the average w, also when named
     average = decode_w(ok(server, "/api/render", {"seed": 5, "psi": 0.0, "center": "average"})["w"])
     np.testing.assert_array_equal(average[0], np.broadcast_to(ex.w_avg, average[0].shape))

@@ -166,7 +166,7 @@ class Api:
     def center_of(self, options: m.SeedOptions, where: str):
         """The truncation center of options as w [layers, dlatent], or None for the average w:
         "class" is the label's class average (Explorer.class_average), a latent its w."""
-        center = options.center
+        center = getattr(options, "center", None)  # (a base image's latent has none of its own)
         if center == "class":
             label = self.label_of(options.label, where)
             if label is None:

@@ -8,6 +8,7 @@ import {addTab, attachPainter, drawFocus, drawMaps, drawMasks, loadGallery, rend
 function pick(slot) {
   if (!state.current) return;
   state[slot] = {...state.current};
+  if (state.current.seed !== undefined) state[slot].psi = psi();  // the image as picked
   $("#pick-" + slot).src = $("#result-image").src;
 }
 
@@ -229,7 +230,10 @@ async function start() {
       const data = await api("channels", {layer: t.layer, text: $("#channels").value});
       t.channels = data.text;
     } finally {
-      showTab();  // the field shows the channels in effect, also after a refused list
+      // the field shows the channels in effect, also after a refused list (only this field:
+      // the others may hold what the user is typing meanwhile)
+      $("#channels").value = t.channels;
+      showInEffect();
     }
     drawMaps();
     render();

@@ -133,11 +133,11 @@ export function download(filename, url) {
 }
 
 export const psi = () => parseFloat($("#psi").value);
-// A seed's latent: psi from the slider, a conditional model's label, and the truncation center
+// A seed's latent: its own psi (picked A and B keep theirs) or the slider's, a conditional model's label, and the truncation center
 // chosen in #center ("base" = the picked A image).
 export function latentOf(x, withCenter = true) {
   if (x.seed === undefined) return {w: x.w};
-  return {seed: x.seed, psi: psi(), ...seedOptions(withCenter)};
+  return {seed: x.seed, psi: x.psi ?? psi(), ...seedOptions(withCenter)};
 }
 export function seedOptions(withCenter = true) {
   const out = {}, info = state.info;

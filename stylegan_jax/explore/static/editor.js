@@ -104,6 +104,7 @@ export function drawMaps() {
     ctx.lineWidth = 2;
     ctx.strokeRect(x * scale + 1, y * scale + 1, w * scale - 2, h * scale - 2);
   });
+  overlay.dataset.numbers = state.mapNumbers.join(",");  // the numbers drawn, cell by cell
 }
 
 export function channelList(text) {  // only for highlighting; the server parses channel lists
