@@ -3,9 +3,6 @@ recipes along interpolation walks, truncation toward a base image or a class's a
 seeds x amounts sweeps and locators built from one image."""
 import base64
 import io
-import json
-import urllib.error
-import urllib.request
 
 import numpy as np
 import pytest
@@ -18,15 +15,8 @@ from stylegan_jax.explore.recipe import Recipe, apply_recipe
 from stylegan_jax.explore.server import make_server
 from stylegan_jax.networks import Generator
 from stylegan_jax.serving import serving_in_background
-
-LAYER = "16x8_conv1"  # 16x8, 16 channels in random_bundle's default generator
-
-
-@pytest.fixture(scope="module")
-def server():
-    with serving_in_background(make_server(Explorer(random_bundle(seed=3), fast_compile=True),
-                                           port=0)) as srv:
-        yield srv
+from test_explore_server import LAYER, call, server  # noqa: F401 (the fixture)
+from test_explore_server import image as pixels
 
 
 @pytest.fixture(scope="module")
@@ -37,25 +27,10 @@ def conditional():
         yield srv
 
 
-def call(server, path, body):
-    """(status, reply bytes) of one POST."""
-    request = urllib.request.Request(server.url + path.lstrip("/"), json.dumps(body).encode(),
-                                     headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=300) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read()
-
-
 def ok(server, path, body):
-    status, raw = call(server, path, body)
-    assert status == 200, raw
-    return json.loads(raw)
-
-
-def pixels(data_url) -> np.ndarray:
-    return np.asarray(Image.open(io.BytesIO(base64.b64decode(data_url.split(",", 1)[1]))).convert("RGB"))
+    status, reply = call(server, path, body)
+    assert status == 200, reply
+    return reply
 
 
 def edit_recipe(amount=2.0, **extra):
@@ -73,7 +48,7 @@ def test_export_scale_and_fps_reach_the_gif(server):
     for field, value in (("scale", 17), ("fps", 0.5)):
         status, raw = call(server, "/api/export", {"kind": "gif", "seed": 1, field: value,
                                                    "recipe": edit_recipe()})
-        assert status == 422 and f"field '{field}'" in json.loads(raw)["error"], raw
+        assert status == 422 and f"field '{field}'" in raw["error"], raw
 
 
 def test_interpolation_walk_applies_the_recipe_to_every_frame(server):
@@ -116,7 +91,7 @@ def test_truncation_toward_a_base_image(server):
                           ({"seed": 1, "psi": 0.5, "center": "class"}, "needs a conditional model"),
                           ({"seed": 1, "label": [1.0]}, "'label' is for conditional models")):
         status, raw = call(server, "/api/render", body)
-        assert status in (400, 422) and message in json.loads(raw)["error"], raw
+        assert status in (400, 422) and message in raw["error"], raw
 
 
 def test_class_average_is_the_mean_mapped_w_of_that_label(conditional):
@@ -137,7 +112,7 @@ def test_class_average_is_the_mean_mapped_w_of_that_label(conditional):
     other = ex.class_average([1.0, 0.0, 0.0])
     assert np.abs(other - average).max() > 1e-3  # the label matters
     status, raw = call(conditional, "/api/render", {"seed": 3})
-    assert status == 400 and "send 'label', 3 numbers" in json.loads(raw)["error"]
+    assert status == 400 and "send 'label', 3 numbers" in raw["error"]
 
 
 def test_sweep_cells_are_the_edit_at_each_amount(server):
@@ -156,7 +131,7 @@ def test_sweep_cells_are_the_edit_at_each_amount(server):
                           ({"seeds": list(range(16)), "amounts": [0.0] * 5,
                             "recipe": edit_recipe()}, "more than 64 images")):
         status, raw = call(server, "/api/sweep", body)
-        assert status == 400 and message in json.loads(raw)["error"], raw
+        assert status == 400 and message in raw["error"], raw
 
 
 def test_a_locator_built_on_an_image_leaves_that_image_s_edit_in_place(server):
@@ -173,7 +148,7 @@ def test_a_locator_built_on_an_image_leaves_that_image_s_edit_in_place(server):
     assert render(located) == render(plain)  # found where it was marked: the mask is not moved
     status, raw = call(server, "/api/locator", {"seed": 2, "layer": LAYER,
                                                 "mask": np.zeros((16, 8)).tolist()})
-    assert status == 400 and "paint the part" in json.loads(raw)["error"]
+    assert status == 400 and "paint the part" in raw["error"]
 
 
 def test_sorting_by_the_unedited_maps_keeps_the_order_of_the_unedited_image(server):
