@@ -3,10 +3,30 @@ before/after and hide-region toggles, throttled live slider renders, export scal
 seeds x amounts sweep, truncation toward a base image, locators, and errors shown next to the
 control that caused them. Server, browser and page fixtures are test_explore_browser's."""
 import numpy as np
+import pytest
 from PIL import Image
 
-from test_explore_browser import (LAYER, browser, idle, page, pixels, post,  # noqa: F401 (fixtures)
-                                  server, src)
+from stylegan_jax.explore import Explorer, random_bundle
+from stylegan_jax.explore.server import make_server
+from stylegan_jax.serving import serving_in_background
+from test_explore_browser import (LAYER, TIMEOUT_MS, browser, idle, page, pixels,  # noqa: F401 (fixtures)
+                                  post, server, src)
+
+
+@pytest.fixture
+def conditional_page(browser):
+    """The page on a conditional generator (3 label columns), and its server."""
+    explorer = Explorer(random_bundle(seed=5, label_size=3), fast_compile=True)
+    with serving_in_background(make_server(explorer, port=0)) as srv:
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        page = context.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        errors = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(srv.url)
+        yield page, srv
+        context.close()
+        assert not errors, f"JavaScript errors: {errors}"
 
 
 def pick_and_edit(page, seed=2, channels="0-3", amount="6"):
@@ -127,3 +147,21 @@ def test_sweep_export_scale_base_image_and_locator(page, server, tmp_path):
     page.click("#sweep-button")
     assert "amounts" in page.inner_text("#sweep-button-error")
     assert page.inner_text("#error") == page.inner_text("#sweep-button-error")
+
+
+def test_conditional_model_label_and_class_average_center(conditional_page):
+    page, srv = conditional_page
+    page.wait_for_selector("#gallery img")
+    idle(page)
+    assert page.is_visible("#label-control")
+    page.locator("#gallery img").nth(1).click()
+    page.fill("#label", "2")
+    page.dispatch_event("#label", "change")
+    page.select_option("#center", "class")
+    page.fill("#psi", "0")
+    idle(page)
+    assert "class average of label 2" in page.inner_text("#center-info")
+    want = post(srv, "/api/render", {"seed": 1, "psi": 0.0, "label": [0, 0, 1], "center": "class"})
+    page.wait_for_function(f"document.querySelector('#result-image').src === {want['image']!r}")
+    other = post(srv, "/api/render", {"seed": 1, "psi": 0.0, "label": [1, 0, 0], "center": "class"})
+    assert other["image"] != want["image"]
