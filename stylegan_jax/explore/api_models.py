@@ -28,6 +28,7 @@ MAX_NUMBER = MAX_MULTIPLIER
 MAX_MAP_SIDE = 1024       # rows and columns of a mask
 MAX_EDITS = 64            # edits, directions (each) in one recipe
 MAX_LOCATORS = 16
+MAX_SWEEP_SIDE = 16       # seeds, amounts of a sweep (at most MAX_SEEDS cells in all)
 MAX_VECTOR = 4096         # values of a direction (the model's dlatent size)
 MAX_TEXT = 200            # names
 MAX_CHANNEL_TEXT = 4000   # a channel list such as "1,3,10-20*0.5"
@@ -67,11 +68,39 @@ class W(Model):
     float32_base64: Annotated[str, Field(strict=True, max_length=MAX_DATA)]
 
 
-class LatentFields(Model):
-    """{"seed": int, "psi": float} or {"w": W}."""
+Label = Annotated[List[Number], Field(min_length=1, max_length=MAX_VECTOR,
+                                      description="a conditional model's label vector (one-hot "
+                                                  "classes), for seeds")]
+
+
+class _Latent(Model):
+    """{"seed": int, "psi": float, "label": [...]} or {"w": W}."""
     seed: Optional[Seed] = None
     psi: Optional[Psi] = None
     w: Optional[W] = None
+    label: Optional[Label] = None
+
+
+class CenterLatent(_Latent):
+    """A truncation center given as another image (a "base image"): exactly one of seed or w;
+    without a label it takes the label of the latent it centers."""
+
+    @model_validator(mode="after")
+    def _one_latent(self):
+        check_latent(self)
+        return self
+
+
+class SeedOptions(Model):
+    """How seeds become w's: a conditional model's label, and where psi truncates toward."""
+    label: Optional[Label] = None
+    center: Optional[Union[Literal["average", "class"], CenterLatent]] = Field(
+        None, description='truncation center: "average" (w_avg, the default), "class" (the '
+                          'average w of this label, conditional models) or a latent (a base image)')
+
+
+class LatentFields(_Latent, SeedOptions):
+    """{"seed": int, "psi": float, "label"?, "center"?} or {"w": W}."""
 
 
 class Latent(LatentFields):
@@ -83,12 +112,14 @@ class Latent(LatentFields):
         return self
 
 
-def check_latent(latent: LatentFields) -> None:
-    """ValueError unless exactly one of seed / w is given, and psi only with a seed."""
+def check_latent(latent: _Latent) -> None:
+    """ValueError unless exactly one of seed / w is given, and psi, label and center only with a
+    seed."""
     if (latent.seed is None) == (latent.w is None):
         raise ValueError("needs exactly one of 'seed' or 'w'")
-    if latent.w is not None and latent.psi is not None:
-        raise ValueError("'psi' goes with 'seed' ('w' is already truncated)")
+    for field in ("psi", "label", "center"):
+        if latent.w is not None and getattr(latent, field, None) is not None:
+            raise ValueError(f"{field!r} goes with 'seed' ('w' is already mapped and truncated)")
 
 
 class LocatorJSON(Model):
@@ -138,7 +169,7 @@ RecipeArg = Annotated[Optional[RecipeJSON], BeforeValidator(_recipe_text)]
 
 
 # ------------------------------------------------------------------ requests
-class GalleryRequest(Model):
+class GalleryRequest(SeedOptions):
     seeds: Seeds
     psi: Psi = 1.0
     noise_mode: Optional[NoiseMode] = None
@@ -150,6 +181,9 @@ class RenderRequest(Latent):
     layer: Optional[Name] = Field(None, description="also return this layer's feature maps")
     selection: Optional[Mask] = None
     sort: Literal["channel", "magnitude", "similarity"] = "channel"
+    sort_maps: Literal["edited", "unedited"] = Field(
+        "edited", description="whose maps the sort ranks: the edited image's or the unedited's "
+                              "(an order that stays put while the edit changes)")
 
 
 class ChannelsRequest(Model):
@@ -193,11 +227,34 @@ class MixRequest(Model):
     noise_mode: Optional[NoiseMode] = None
 
 
-class ApplyToSeedsRequest(Model):
+class ApplyToSeedsRequest(SeedOptions):
     seeds: Seeds
     recipe: RecipeArg = None
     psi: Psi = 1.0
     amount_scale: Scale = 1.0
+    noise_mode: Optional[NoiseMode] = None
+
+
+class SweepRequest(SeedOptions):
+    """A grid: rows = seeds, columns = amounts of the recipe's edit number `edit` (its other
+    edits and directions as they are)."""
+    seeds: Annotated[List[Seed], Field(min_length=1, max_length=MAX_SWEEP_SIDE)]
+    amounts: Annotated[List[Scale], Field(min_length=1, max_length=MAX_SWEEP_SIDE)]
+    recipe: RecipeArg = None
+    edit: Index = 0
+    psi: Psi = 1.0
+    noise_mode: Optional[NoiseMode] = None
+
+
+class LocatorRequest(Latent):
+    """A locator built from one image: the part marked by `mask` on `layer`'s maps."""
+    layer: Name
+    mask: Mask
+    top_k: Annotated[int, Field(strict=True, ge=1, le=MAX_INDEX)] = 4
+    threshold: Number = 0.5
+    template: Annotated[bool, Field(strict=True)] = True
+    max_shift: Optional[Index] = None
+    name: Name = "part"
     noise_mode: Optional[NoiseMode] = None
 
 
@@ -296,6 +353,18 @@ class Proposal(BaseModel):
 
 class DirectionReply(BaseModel):
     direction: DirectionJSON
+
+
+class Sweep(BaseModel):
+    images: List[str] = Field(description="PNG data URLs, row by row (seeds x amounts)")
+    seeds: List[int]
+    amounts: List[float]
+
+
+class LocatorReply(BaseModel):
+    locator: LocatorJSON
+    anchor: Tuple[float, float] = Field(description="where the part lies on this image (y, x "
+                                                    "fractions): the anchor of an edit it places")
 
 
 class RecipeReply(BaseModel):

@@ -37,6 +37,8 @@ from stylegan_jax.networks import Generator, LayerSpec, stage_shape, truncate
 from stylegan_jax.utils import cpu_compiler_options, to_uint8
 
 NOISE_MODES = ("const", "random", "none")
+CLASS_SAMPLES = 1024    # z's (seeds 0..CLASS_SAMPLES-1) whose mapped w's make a class's average w
+MAX_CLASS_AVERAGES = 64  # class averages kept (one per label vector)
 
 
 @dataclasses.dataclass
@@ -93,6 +95,7 @@ class Explorer:
         self._compiler_options = cpu_compiler_options(fast_compile)
         self.layers: List[LayerSpec] = self.module.layer_specs
         self._noise_maps = {}  # name -> ({layer: float32 [1, h, w, 1]}, digest of the maps)
+        self._class_averages = collections.OrderedDict()  # label bytes -> w [num_layers, dlatent]
 
     # ------------------------------------------------------------------ construction / description
     @classmethod
@@ -211,6 +214,28 @@ class Explorer:
         if center.ndim == 3 and center.shape[0] == 1:
             center = center[0]
         return np.asarray(truncate(w, center, np.float32(psi), cutoff), np.float32)
+
+    def class_average(self, label, samples: int = CLASS_SAMPLES) -> np.ndarray:
+        """A conditional model's average w of one label vector [label_size]: the mean of the
+        mapped w's of seeds 0..samples-1 with that label, [num_layers, dlatent]. Computed once
+        per label and kept (the MAX_CLASS_AVERAGES newest); a truncation center for images of
+        that class (w_avg is the average over the training labels)."""
+        size = self.module.label_size
+        label = np.asarray(label, np.float32)
+        if not size:
+            raise ValueError("this generator is not conditional: it has no class averages")
+        if label.shape != (size,) or not np.all(np.isfinite(label)):
+            raise ValueError(f"a label must be {size} finite numbers, got shape {list(label.shape)}")
+        key = (label.tobytes(), int(samples))
+        with self._lock:
+            if key not in self._class_averages:
+                z = self.z_from_seeds(range(samples))
+                w = self.mapping(z, np.repeat(label[None], samples, axis=0))
+                self._class_averages[key] = w.astype(np.float64).mean(axis=0).astype(np.float32)
+                while len(self._class_averages) > MAX_CLASS_AVERAGES:
+                    self._class_averages.popitem(last=False)
+            self._class_averages.move_to_end(key)
+            return self._class_averages[key]
 
     def w_from_seeds(self, seeds: Sequence[int], psi: float = 1.0, center=None, labels=None) -> np.ndarray:
         """w [N, num_layers, dlatent] of integer seeds, truncated by psi toward `center`."""

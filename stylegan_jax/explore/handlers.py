@@ -28,10 +28,10 @@ from PIL import Image
 from pydantic import ValidationError
 
 from stylegan_jax.explore import api_models as m
-from stylegan_jax.explore import find, media, project
+from stylegan_jax.explore import find, locate, media, project
 from stylegan_jax.explore.edits import PAINT_MODES, check_channel, format_channels, parse_channels
 from stylegan_jax.explore.latent import Direction, attribute_vector, lerp_w, slerp_z, style_mix
-from stylegan_jax.explore.recipe import Recipe, apply_recipe, apply_to_seeds, parse_mask
+from stylegan_jax.explore.recipe import Recipe, apply_recipe, parse_mask
 
 SORTS = ("channel", "magnitude", "similarity")
 MAX_EXPORT_SIDE = 4096          # pixels of an exported frame's side (after scaling)
@@ -135,7 +135,7 @@ class Api:
 
     # ------------------------------------------------------------------ helpers
     def latent(self, latent: m.LatentFields, where: str = "request") -> np.ndarray:
-        """w [1, layers, dlatent] of a latent (seed + psi, or w)."""
+        """w [1, layers, dlatent] of a latent (seed + psi toward its center, or w)."""
         try:
             m.check_latent(latent)
         except ValueError as e:
@@ -149,7 +149,44 @@ class Api:
             if w.shape[0] != 1 or not np.all(np.isfinite(w)):
                 raise ValueError(f"{where}: 'w' must be one finite latent, got {list(w.shape)}")
             return w
-        return self.ex.w_from_seeds([latent.seed], psi=1.0 if latent.psi is None else latent.psi)
+        return self.seeds_w([latent.seed], latent.psi, latent, where)
+
+    def label_of(self, label, where: str):
+        """A request's label as float32 [label_size] (None for an unconditional model)."""
+        size = self.ex.module.label_size
+        if not size:
+            if label is not None:
+                raise ValueError(f"{where}: 'label' is for conditional models; this one has none")
+            return None
+        if label is None or len(label) != size:
+            raise ValueError(f"{where}: this generator is conditional: send 'label', {size} "
+                             f"numbers (e.g. a one-hot class)")
+        return np.asarray(label, np.float32)
+
+    def center_of(self, options: m.SeedOptions, where: str):
+        """The truncation center of options as w [layers, dlatent], or None for the average w:
+        "class" is the label's class average (Explorer.class_average), a latent its w."""
+        center = getattr(options, "center", None)  # (a base image's latent has none of its own)
+        if center == "class":
+            label = self.label_of(options.label, where)
+            if label is None:
+                raise ValueError(f"{where}: center 'class' needs a conditional model: use "
+                                 f"'average' or a base image")
+            return self.ex.class_average(label)
+        if isinstance(center, m.CenterLatent):
+            if center.seed is not None and center.label is None and options.label is not None:
+                center = center.model_copy(update={"label": options.label})
+            return self.latent(center, f"{where}.center")[0]
+        return None
+
+    def seeds_w(self, seeds, psi, options: m.SeedOptions, where: str) -> np.ndarray:
+        """w [N, layers, dlatent] of seeds with options' label, truncated by psi (None = 1)
+        toward options' center (center_of)."""
+        label = self.label_of(options.label, where)
+        labels = None if label is None else np.repeat(label[None], len(seeds), axis=0)
+        psi = 1.0 if psi is None else psi
+        center = None if psi == 1.0 else self.center_of(options, where)
+        return self.ex.w_from_seeds(seeds, psi=psi, center=center, labels=labels)
 
     def recipe_of(self, recipe) -> Recipe:
         """A request's recipe (RecipeJSON or None) read and checked against the model."""
@@ -184,7 +221,7 @@ class Api:
 
     def gallery(self, req: m.GalleryRequest) -> dict:
         """Random samples of the seeds."""
-        w = self.ex.w_from_seeds(req.seeds, psi=req.psi)
+        w = self.seeds_w(req.seeds, req.psi, req, "gallery")
         rendering = self.ex.synthesize(w, noise_mode=req.noise_mode)
         return {"images": [png_data_url(im) for im in images_of(rendering, "images")]}
 
@@ -212,8 +249,10 @@ class Api:
                 if req.sort == "similarity":
                     raise ValueError("sorting by similarity needs a selection: paint a region first")
                 selection = np.ones((layer.height, layer.width), np.float32)
+            ranked_maps = features if req.sort_maps == "edited" else self.ex.features(
+                w, layer.name, noise_mode=req.noise_mode)[0]
             ranked = (find.sort_by_magnitude if req.sort == "magnitude" else find.sort_by_similarity)(
-                features, selection)
+                ranked_maps, selection)
             order, values = [c for c, _ in ranked], [float(v) for _, v in ranked]
         grid, rows, cols = map_grid(media.feature_map_colors(features), order)
         out["maps"] = {"layer": dataclasses.asdict(layer), "grid": png_data_url(grid), "rows": rows,
@@ -265,9 +304,12 @@ class Api:
             if req.a.seed is None or req.b.seed is None:
                 raise ValueError("interpolating in Z needs two seeds (a picked w has no z): use space 'w'")
             z = self.ex.z_from_seeds([req.a.seed, req.b.seed])
-            w = self.ex.mapping(slerp_z(z[0], z[1], req.t)[None])
+            # a's label, psi and center for the whole walk
+            label = self.label_of(req.a.label, "interpolate.a")
+            w = self.ex.mapping(slerp_z(z[0], z[1], req.t)[None], None if label is None else label[None])
             psi = 1.0 if req.a.psi is None else req.a.psi
-            w = w if psi == 1.0 else self.ex.truncate(w, psi)
+            if psi != 1.0:
+                w = self.ex.truncate(w, psi, self.center_of(req.a, "interpolate.a"))
         else:
             w = lerp_w(self.latent(req.a, "interpolate.a"), self.latent(req.b, "interpolate.b"), req.t)
         return self._image_reply(w, req.recipe, req.noise_mode)
@@ -280,19 +322,70 @@ class Api:
         return self._image_reply(w, req.recipe, req.noise_mode)
 
     def apply_to_seeds_work(self, req: m.ApplyToSeedsRequest):
-        """The recipe on the seeds (recipe.apply_to_seeds), checked now, run by the returned
-        work(progress) -> {images}."""
+        """The recipe on the seeds (truncated by psi toward `center`), checked now, run by the
+        returned work(progress) -> {images}."""
         recipe = self.recipe_of(req.recipe)
+        w = self.seeds_w(req.seeds, req.psi, req, "apply_to_seeds")
 
         def work(progress=None):
-            rendering, _ = apply_to_seeds(self.ex, recipe, req.seeds, psi=req.psi,
-                                          amount_scale=req.amount_scale, noise_mode=req.noise_mode)
+            rendering, _ = apply_recipe(self.ex, recipe, w, amount_scale=req.amount_scale,
+                                        noise_mode=req.noise_mode)
             return {"images": [png_data_url(im) for im in images_of(rendering, "images")]}
         return work
 
     def apply_to_seeds(self, req: m.ApplyToSeedsRequest) -> dict:
         """{recipe, seeds, psi, amount_scale, noise_mode} -> {images}."""
         return self.apply_to_seeds_work(req)()
+
+    def sweep_work(self, req: m.SweepRequest):
+        """A seeds x amounts grid of one edit (SweepRequest), checked now; the returned
+        work(progress) renders it column by column -> {images (row by row), seeds, amounts}."""
+        recipe = self.recipe_of(req.recipe)
+        if req.edit >= len(recipe.edits):
+            raise ValueError(f"field 'edit': the recipe has {len(recipe.edits)} edit(s); a sweep "
+                             f"varies one edit's amount: add an edit first")
+        if len(req.seeds) * len(req.amounts) > m.MAX_SEEDS:
+            raise ValueError(f"a sweep of {len(req.seeds)} seeds x {len(req.amounts)} amounts has "
+                             f"more than {m.MAX_SEEDS} images: use fewer seeds or amounts")
+        w = self.seeds_w(req.seeds, req.psi, req, "sweep")
+
+        def work(progress=None):
+            columns = []
+            for j, amount in enumerate(req.amounts):
+                edits = list(recipe.edits)
+                edits[req.edit] = dataclasses.replace(edits[req.edit], amount=float(amount))
+                rendering, _ = apply_recipe(self.ex, dataclasses.replace(recipe, edits=edits), w,
+                                            noise_mode=req.noise_mode)
+                columns.append(images_of(rendering, "images"))
+                if progress is not None:
+                    progress(j + 1, len(req.amounts))
+            return {"images": [png_data_url(columns[j][i]) for i in range(len(req.seeds))
+                               for j in range(len(req.amounts))],
+                    "seeds": list(req.seeds), "amounts": [float(a) for a in req.amounts]}
+        return work
+
+    def sweep(self, req: m.SweepRequest) -> dict:
+        """{seeds, amounts, recipe, edit, psi, ...} -> {images, seeds, amounts} (sweep_work)."""
+        return self.sweep_work(req)()
+
+    def locator(self, req: m.LocatorRequest) -> dict:
+        """A locator (locate.build_locator) from this image's maps of `layer` and the part marked
+        by `mask`, and the anchor: where it finds the part on this image. An edit with this
+        locator and anchor has its mask moved, on each image, by where the part is found there."""
+        layer = self.ex.layer(req.layer)
+        mask = self._mask(req.mask, "mask", layer)
+        if not np.any(mask):
+            raise ValueError("field 'mask' is empty: paint the part to locate first")
+        if req.top_k > layer.channels:
+            raise ValueError(f"field 'top_k' must be at most {layer.channels} (layer {layer.name})")
+        features = self.ex.features(self.latent(req, "locator"), layer.name,
+                                    noise_mode=req.noise_mode)[0]
+        locator = locate.build_locator(layer.name, [features], [mask], top_k=req.top_k,
+                                       threshold=req.threshold, name=req.name,
+                                       template=req.template, max_shift=req.max_shift)
+        anchor = locator.locate(features).centroid[0]
+        spec = Recipe(locators={req.name: locator}).to_json()["locators"][req.name]
+        return {"locator": spec, "anchor": [float(a) for a in anchor]}
 
     def recipe(self, req: m.RecipeRequest) -> dict:
         """The recipe validated against the model, normalised."""
@@ -323,7 +416,8 @@ class Api:
         png: the rendered latent + recipe, with the latent's w (before the recipe) and the recipe
         in its metadata (media.save_png). gif/mp4: animation "oscillation" (the recipe's amount
         going low -> high -> low on the latent) or "interpolation" (a walk through `seeds`,
-        `frames` per leg), at `fps`, enlarged `scale` times."""
+        `frames` per leg, truncated by psi toward `center`, every frame edited by the recipe),
+        at `fps`, enlarged `scale` times."""
         recipe = self.recipe_of(req.recipe)
         if req.kind == "png":
             w = self.latent(req, "export")
@@ -334,6 +428,8 @@ class Api:
             total = req.frames * (len(req.seeds) - 1) + 1
             name = "interpolation_" + "_".join(map(str, req.seeds))
             w = None
+            label = self.label_of(req.label, "export")
+            center = None if req.psi in (None, 1.0) else self.center_of(req, "export")
         else:
             if not recipe.edits and not recipe.directions:
                 raise ValueError("an oscillation animates the recipe's edits: add an edit first")
@@ -348,10 +444,11 @@ class Api:
 
         def work(progress=None):
             if req.animation == "interpolation":
-                frames, _ = media.interpolation_frames(self.ex, req.seeds, req.frames,
-                                                       space=req.space,
-                                                       psi=1.0 if req.psi is None else req.psi,
-                                                       chunk=FRAMES_PER_CALL, progress=progress)
+                frames, _ = media.interpolation_frames(
+                    self.ex, req.seeds, req.frames, space=req.space,
+                    psi=1.0 if req.psi is None else req.psi, center=center, label=label,
+                    recipe=recipe, noise_mode=req.noise_mode, chunk=FRAMES_PER_CALL,
+                    progress=progress)
             else:
                 frames = media.oscillation_frames(self.ex, recipe, w, req.frames, low=req.low,
                                                   high=req.high, progress=progress)

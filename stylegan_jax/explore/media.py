@@ -193,41 +193,51 @@ def attribute_spectrum(explorer, direction: Direction, seed: int, strengths: Seq
 
 def interpolation_frames(explorer, seeds: Sequence[int], num_frames: int,
                          out_dir: Optional[str] = None, *, space: str = "w", psi: float = 1.0,
-                         chunk: Optional[int] = None, progress: Optional[Callable] = None
-                         ) -> Tuple[np.ndarray, np.ndarray]:
-    """A walk through the seeds' latents (lerp in W or slerp in Z), num_frames per leg;
-    written as frames + settings.json when out_dir is given. Returns (uint8 frames, their w).
+                         center=None, label=None, recipe: Optional[Recipe] = None,
+                         noise_mode: Optional[str] = None, chunk: Optional[int] = None,
+                         progress: Optional[Callable] = None) -> Tuple[np.ndarray, np.ndarray]:
+    """A walk through the seeds' latents (lerp in W or slerp in Z), num_frames per leg, each
+    frame's w edited by `recipe` when given; written as frames + settings.json when out_dir is
+    given. Returns (uint8 frames, their w before the recipe).
 
-    chunk: synthesize this many frames per call (the last call padded to the same size, so one
-    program serves all), calling progress(frames done, total) after each; None = all at once."""
+    psi truncates toward `center` (a w; None = the average w); label: a conditional model's
+    label vector for every seed. chunk: synthesize this many frames per call (the last call
+    padded to the same size, so one program serves all), calling progress(frames done, total)
+    after each; None = all at once."""
     if space not in ("w", "z"):
         raise ValueError(f"unknown interpolation space {space!r}: choose 'w' or 'z'")
     if len(seeds) < 2 or num_frames < 2:
         raise ValueError("an interpolation needs at least two seeds and two frames per leg")
+    labels_of = (lambda n: None) if label is None else (
+        lambda n: np.repeat(np.asarray(label, np.float32)[None], n, axis=0))
     t = np.linspace(0, 1, num_frames, endpoint=False, dtype=np.float32)
     if space == "z":
         z = explorer.z_from_seeds(seeds)
         zs = np.concatenate([slerp_z(z[i], z[i + 1], t) for i in range(len(seeds) - 1)] + [z[-1:]])
-        ws = explorer.mapping(zs)
-        ws = ws if psi == 1.0 else explorer.truncate(ws, psi)
+        ws = explorer.mapping(zs, labels_of(len(zs)))
+        ws = ws if psi == 1.0 else explorer.truncate(ws, psi, center)
     else:
-        w = explorer.w_from_seeds(seeds, psi=psi)
+        w = explorer.w_from_seeds(seeds, psi=psi, center=center, labels=labels_of(len(seeds)))
         ws = np.concatenate([lerp_w(w[i], w[i + 1], t) for i in range(len(seeds) - 1)] + [w[-1:]])
+    recipe = Recipe() if recipe is None else recipe
     step = len(ws) if chunk is None else int(chunk)
     images = []
     for start in range(0, len(ws), step):
         part = ws[start:start + step]
         padded = np.concatenate([part, np.repeat(part[-1:], step - len(part), axis=0)])
-        images.append(explorer.synthesize(padded).uint8[:len(part)])
+        rendering, _ = apply_recipe(explorer, recipe, padded, noise_mode=noise_mode)
+        images.append(rendering.uint8[:len(part)])
         if progress is not None:
             progress(start + len(part), len(ws))
     images = np.concatenate(images)
     if out_dir is not None:
         _new_folder(out_dir)
-        _save_frames(out_dir, images, ws)
+        edited = recipe if recipe.edits or recipe.directions else None
+        _save_frames(out_dir, images, ws, recipe=edited)
         _write_settings(out_dir, {"kind": "interpolation", "seeds": [int(s) for s in seeds],
                                   "frames_per_leg": int(num_frames), "space": space,
-                                  "psi": float(psi), "model": explorer.provenance})
+                                  "psi": float(psi), "model": explorer.provenance,
+                                  "recipe": None if edited is None else edited.to_json()})
     return images, ws
 
 

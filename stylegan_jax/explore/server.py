@@ -11,9 +11,9 @@ GET / serves static/index.html (and static/*.js, *.css); GET /api/info and POST 
 handlers.Api; api_models.py describes every request and reply, published as OpenAPI at
 /openapi.json and browsable at /docs (Swagger UI from the fastapi-offline package's files, served
 from here: nothing is downloaded). Long work runs as a job: POST /api/jobs/export,
-/api/jobs/apply_to_seeds or /api/jobs/project (an uploaded image projected into W; its result
-is the w and the noise mode to edit it with) answers 202 with {id, status, done, total,
-progress}; GET
+/api/jobs/apply_to_seeds, /api/jobs/sweep (seeds x amounts of one edit) or /api/jobs/project
+(an uploaded image projected into W; its result is the w and the noise mode to edit it with)
+answers 202 with {id, status, done, total, progress}; GET
 /api/jobs/{id} polls it and GET /api/jobs/{id}/result downloads the file (or the images' JSON).
 Jobs run one at a time on their own thread, rendering frame by frame, so renders and /api/info
 answer while one runs.
@@ -62,9 +62,10 @@ _QUICK = {  # POST /api/<name>: (request model, reply model)
     "direction": (m.DirectionRequest, m.DirectionReply),
     "interpolate": (m.InterpolateRequest, m.Image), "mix": (m.MixRequest, m.Image),
     "apply_to_seeds": (m.ApplyToSeedsRequest, m.Images), "recipe": (m.RecipeRequest, m.RecipeReply),
-    "load_png": (m.LoadPngRequest, m.LoadedPng), "export": (m.ExportRequest, m.Export)}
+    "load_png": (m.LoadPngRequest, m.LoadedPng), "export": (m.ExportRequest, m.Export),
+    "sweep": (m.SweepRequest, m.Sweep), "locator": (m.LocatorRequest, m.LocatorReply)}
 _JOBS = {"export": m.ExportRequest, "apply_to_seeds": m.ApplyToSeedsRequest,
-         "project": m.ProjectRequest}
+         "project": m.ProjectRequest, "sweep": m.SweepRequest}
 
 
 # ------------------------------------------------------------------ requests: JSON only, bounded

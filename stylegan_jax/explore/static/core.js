@@ -13,6 +13,8 @@ export const state = {
   focus: null,       // focused channel
   a: null, b: null,  // picked latents
   latentW: null,     // w of the last interpolation / mix
+  unedited: null,    // {key, image}: the current latent without the recipe (before/after)
+  lastControl: null, // the control of the latest user action: render errors are shown there
   seq: 0, busy: 0,
 };
 
@@ -28,7 +30,7 @@ export async function api(name, body) {
     $("#error").textContent = "";
     return data;
   } catch (e) {
-    $("#error").textContent = e.message;
+    $("#error").textContent = e.message;  // (the header stays in view: see style.css)
     throw e;
   } finally {
     setBusy(-1);
@@ -39,6 +41,49 @@ export async function api(name, body) {
 export function setBusy(delta) {
   state.busy += delta;
   $("#status").textContent = state.busy > 0 ? "working…" : "ready";
+}
+
+// Errors are shown next to the control that caused them (a span after its label, id
+// "<control id>-error") as well as in the header; the control's next action clears them.
+export function showError(message, where) {
+  $("#error").textContent = message;
+  const control = where && (typeof where === "string" ? $(where) : where);
+  if (!control || !control.id) return;
+  let span = document.getElementById(control.id + "-error");
+  if (!span) {
+    span = Object.assign(document.createElement("span"), {id: control.id + "-error", className: "field-error"});
+    span.setAttribute("role", "alert");
+    (control.closest("label") || control).insertAdjacentElement("afterend", span);
+  }
+  span.textContent = message;
+  if (span.getBoundingClientRect().bottom > window.innerHeight || span.getBoundingClientRect().top < 0)
+    span.scrollIntoView({block: "nearest"});
+}
+
+export function clearError(where) {
+  const control = where && (typeof where === "string" ? $(where) : where);
+  const span = control && control.id && document.getElementById(control.id + "-error");
+  if (span) span.textContent = "";
+}
+
+// fn at most every `ms` while calls keep coming (a slider being dragged), one call in flight at a
+// time (fn returns a promise), and once more after the last call.
+export function throttle(fn, ms) {
+  let last = 0, timer = null, running = false, again = false;
+  const go = async () => {
+    timer = null; running = true; again = false; last = Date.now();
+    try { await fn(); } catch (e) { /* shown by api() */ } finally {
+      running = false;
+      if (again) schedule(); else setBusy(-1);
+    }
+  };
+  const schedule = () => { timer = setTimeout(go, Math.max(0, ms - (Date.now() - last))); };
+  return () => {
+    if (running) { again = true; return; }
+    if (timer !== null) return;
+    setBusy(1);
+    schedule();
+  };
 }
 
 export function debounce(fn, ms) {
@@ -88,7 +133,25 @@ export function download(filename, url) {
 }
 
 export const psi = () => parseFloat($("#psi").value);
-export const latentOf = (x) => (x.seed !== undefined ? {seed: x.seed, psi: psi()} : {w: x.w});
+// A seed's latent: its own psi (picked A and B keep theirs) or the slider's, a conditional model's label, and the truncation center
+// chosen in #center ("base" = the picked A image).
+export function latentOf(x, withCenter = true) {
+  if (x.seed === undefined) return {w: x.w};
+  return {seed: x.seed, psi: x.psi ?? psi(), ...seedOptions(withCenter)};
+}
+export function seedOptions(withCenter = true) {
+  const out = {}, info = state.info;
+  if (info && info.label_size) out.label = labelVector();
+  const center = $("#center") ? $("#center").value : "average";
+  if (withCenter && center === "class") out.center = "class";
+  if (withCenter && center === "base" && state.a) out.center = latentOf(state.a, false);
+  return out;
+}
+export function labelVector() {
+  const size = state.info.label_size, text = $("#label").value.trim();
+  if (/^\d+$/.test(text)) return Array.from({length: size}, (_, i) => (i === +text ? 1 : 0));
+  return text.split(",").map(Number);
+}
 export const layerInfo = (name) => state.info.layers.find((l) => l.name === name);
 export const tab = () => state.tabs[state.active];
 export const ignore = () => {};  // errors are already shown in #error
@@ -111,8 +174,16 @@ export function parseSeeds(text) {
 
 export function on(selector, event, handler) {
   $(selector).addEventListener(event, (...args) => {
-    const result = handler(...args);
-    if (result && result.catch) result.catch(ignore);
+    state.lastControl = selector;
+    clearError(selector);
+    let result;
+    try {
+      result = handler(...args);
+    } catch (e) {
+      showError(e.message, selector);
+      return;
+    }
+    if (result && result.catch) result.catch((e) => showError(e.message, selector));
   });
 }
 

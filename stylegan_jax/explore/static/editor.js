@@ -1,12 +1,13 @@
 // Gallery, rendering (image + feature maps), painting regions, edit tabs, recipes and directions.
-import {$, api, debounce, ignore, layerInfo, latentOf, psi, recipeJSON, state, tab} from "./core.js";
+import {$, api, debounce, ignore, layerInfo, latentOf, psi, recipeJSON, seedOptions, showError, state, tab,
+        throttle} from "./core.js";
 
 // ------------------------------------------------------------------ gallery
 export async function loadGallery() {
   const first = parseInt($("#gallery-seed").value) || 0;
   const count = Math.min(Math.max(parseInt($("#gallery-count").value) || 8, 1), state.info.max_seeds);
   const seeds = Array.from({length: count}, (_, i) => first + i);
-  const data = await api("gallery", {seeds, psi: psi(), noise_mode: $("#noise-mode").value});
+  const data = await api("gallery", {seeds, psi: psi(), ...seedOptions(), noise_mode: $("#noise-mode").value});
   const gallery = $("#gallery");
   gallery.replaceChildren(...data.images.map((src, i) => {
     const img = document.createElement("img");
@@ -27,18 +28,24 @@ export function select(latent, label) {
 }
 
 // ------------------------------------------------------------------ rendering
-export const render = debounce(() => renderNow().catch(ignore), 120);
+// render: after a pause in the changes (typing, painting); renderLive: while a slider is dragged,
+// at most every 100 ms and one request at a time. Errors appear next to the last control used.
+const renderShown = () => renderNow().catch((e) => showError(e.message, state.lastControl));
+export const render = debounce(renderShown, 120);
+export const renderLive = throttle(renderShown, 100);
 
 export async function renderNow() {
   if (!state.current) return;
   const seq = ++state.seq;
   const sort = $("#sort-select").value, layer = $("#layer-select").value, t = tab();
   const body = {...latentOf(state.current), recipe: recipeJSON(), layer, sort,
+                sort_maps: $("#sort-unedited").checked ? "unedited" : "edited",
                 noise_mode: $("#noise-mode").value};
   if (sort !== "channel" && t && t.mask && t.layer === layer) body.selection = t.mask;
   const data = await api("render", body);
   if (seq !== state.seq) return;  // a newer render is on its way
-  $("#result-image").src = data.image;
+  state.edited = data.image;
+  showResult().catch(ignore);
   state.maps = data.maps;
   const grid = $("#maps-image");
   grid.src = data.maps.grid;
@@ -46,6 +53,25 @@ export async function renderNow() {
   drawMaps();
   drawFocus();
   drawMasks();
+  showInEffect();
+}
+
+// Before/after: #show-before (or holding #hold-before) shows the current latent without the
+// recipe; the unedited image is fetched once per latent.
+export async function showResult() {
+  const before = $("#show-before").checked || state.holding;
+  const img = $("#result-image");
+  if (!before) { if (state.edited) img.src = state.edited; img.title = "after: with the edits"; return; }
+  const latent = state.current && latentOf(state.current), key = JSON.stringify(latent);
+  if (!latent) return;
+  if (!state.unedited || state.unedited.key !== key) {
+    const data = await api("render", {...latent, noise_mode: $("#noise-mode").value});
+    state.unedited = {key, image: data.image};
+  }
+  if ($("#show-before").checked || state.holding) {
+    img.src = state.unedited.image;
+    img.title = "before: without the edits";
+  }
 }
 
 export function drawMaps() {
@@ -59,13 +85,26 @@ export function drawMaps() {
   const ctx = overlay.getContext("2d");
   const [h, w] = [maps.layer.height, maps.layer.width], t = tab();
   const chosen = new Set(t && t.layer === maps.layer.name ? channelList(t.channels) : []);
+  const numbers = w * scale >= 14;  // room for a channel number in each cell
+  ctx.font = `${Math.min(12, Math.floor(w * scale / 2.5))}px sans-serif`;
+  ctx.textBaseline = "top";
+  state.mapNumbers = [];
   maps.order.forEach((channel, i) => {
-    if (!chosen.has(channel) && channel !== state.focus) return;
     const x = (i % maps.cols) * (w + maps.gap), y = Math.floor(i / maps.cols) * (h + maps.gap);
+    if (numbers) {  // the channel's number on a light patch in the cell's corner
+      const text = String(channel), width = ctx.measureText(text).width;
+      ctx.fillStyle = "rgba(255,255,255,0.75)";
+      ctx.fillRect(x * scale, y * scale, width + 3, 12);
+      ctx.fillStyle = "#000";
+      ctx.fillText(text, x * scale + 1, y * scale + 1);
+      state.mapNumbers.push(channel);
+    }
+    if (!chosen.has(channel) && channel !== state.focus) return;
     ctx.strokeStyle = channel === state.focus ? "#06f" : "#000";
     ctx.lineWidth = 2;
     ctx.strokeRect(x * scale + 1, y * scale + 1, w * scale - 2, h * scale - 2);
   });
+  overlay.dataset.numbers = state.mapNumbers.join(",");  // the numbers drawn, cell by cell
 }
 
 export function channelList(text) {  // only for highlighting; the server parses channel lists
@@ -111,6 +150,27 @@ export function drawMasks() {
     }));
   }
   $("#mask-info").textContent = !t ? "" : t.mask ? "region painted" : "region: whole map";
+  for (const canvas of [$("#paint-image"), $("#paint-map")]) canvas.classList.toggle("hidden-mask", $("#hide-mask").checked);
+}
+
+// A canonical channel list ("0-3,7*-0.375") as a readable one: "0-3 ×1, 7 ×-0.375".
+export function readableChannels(text) {
+  return text.split(",").filter((item) => item.trim()).map((item) => {
+    const [channels, multiplier] = item.trim().split("*");
+    return `${channels} ×${multiplier === undefined ? 1 : +multiplier}`;
+  }).join(", ");
+}
+
+// What the active edit does now, as the server will apply it.
+export function showInEffect() {
+  const t = tab();
+  $("#channels-readable").textContent = t && t.channels ? readableChannels(t.channels) : "no channels";
+  if (!t) { $("#in-effect").textContent = ""; return; }
+  const parts = [t.enabled ? "on" : "off", `layer ${t.layer}`,
+                 t.channels ? `channels ${readableChannels(t.channels)}` : "no channels (no effect)",
+                 `amount ${t.amount}`, t.mask ? "in the painted region" : "on the whole map"];
+  if (t.locator) parts.push(`placed by locator "${t.locator}" (anchor ${t.anchor.map((a) => a.toFixed(2)).join(", ")})`);
+  $("#in-effect").textContent = "in effect: " + parts.join(" · ");
 }
 
 // ------------------------------------------------------------------ painting (a disc of cells and the cell under the pointer)
@@ -170,7 +230,11 @@ export function showTab() {
   $("#amount").value = t.amount;
   $("#amount-value").value = t.amount;
   $("#layer-select").value = t.layer;
+  const locators = Object.keys(state.locators);
+  $("#tab-locator").replaceChildren(new Option("none", ""), ...locators.map((n) => new Option(n, n)));
+  $("#tab-locator").value = t.locator || "";
   drawMasks();
+  showInEffect();
 }
 
 export async function toggleChannel(channel) {
@@ -183,12 +247,13 @@ export async function toggleChannel(channel) {
   render();
 }
 
-export function setAmount(value) {
-  if (!tab() || !isFinite(value)) return;
+export function setAmount(value, live = false) {
+  if (!tab() || !isFinite(value)) { if (tab()) showTab(); return; }  // the field shows what is in effect
   tab().amount = value;
   $("#amount").value = value;
   $("#amount-value").value = value;
-  render();
+  showInEffect();
+  (live ? renderLive : render)();
 }
 
 // ------------------------------------------------------------------ recipes, directions
@@ -210,10 +275,16 @@ export function showDirections() {
     const slider = Object.assign(document.createElement("input"),
                                  {type: "range", min: -5, max: 5, step: 0.1, value: d.strength});
     slider.id = `direction-${i}`;
-    slider.addEventListener("input", () => { d.strength = parseFloat(slider.value); render(); });
+    const value = Object.assign(document.createElement("output"), {textContent: d.strength});
+    slider.addEventListener("input", () => {
+      d.strength = parseFloat(slider.value);
+      value.textContent = d.strength;
+      state.lastControl = "#" + slider.id;
+      renderLive();
+    });
     const remove = Object.assign(document.createElement("button"), {textContent: "×"});
     remove.addEventListener("click", () => { state.directions.splice(i, 1); showDirections(); render(); });
-    row.append(`${d.name || "direction"} `, slider, remove);
+    row.append(`${d.name || "direction"} `, slider, value, remove);
     return row;
   }));
 }
