@@ -3,6 +3,7 @@ import {$, api, debounce, download, ignore, latentOf, layerInfo, on, parseSeeds,
         tab} from "./core.js";
 import {addTab, attachPainter, drawFocus, drawMasks, loadGallery, render, select, setAmount, setRecipe,
         showDirections, showTab, toggleChannel} from "./editor.js";
+import {setupDiscover} from "./discover.js";
 
 // ------------------------------------------------------------------ two images: interpolation, mixing, proposals
 function pick(slot) {
@@ -99,6 +100,7 @@ async function start() {
   $("#mix-crossover").max = info.num_layers;
   $("#mix-value").textContent = $("#mix-crossover").value;
   addTab();
+  setupDiscover();
   for (const canvas of [$("#paint-image"), $("#paint-map")]) attachPainter(canvas);
 
   const reloadAll = debounce(() => { loadGallery().catch(ignore); render(); }, 150);

@@ -1,5 +1,6 @@
 // Gallery, rendering (image + feature maps), painting regions, edit tabs, recipes and directions.
 import {$, api, debounce, ignore, layerInfo, latentOf, psi, recipeJSON, state, tab} from "./core.js";
+import {showStats} from "./discover.js";
 
 // ------------------------------------------------------------------ gallery
 export async function loadGallery() {
@@ -36,10 +37,12 @@ export async function renderNow() {
   const body = {...latentOf(state.current), recipe: recipeJSON(), layer, sort,
                 noise_mode: $("#noise-mode").value};
   if (sort !== "channel" && t && t.mask && t.layer === layer) body.selection = t.mask;
+  if (t && t.layer === layer && t.channels.trim()) body.stats_channels = t.channels;
   const data = await api("render", body);
   if (seq !== state.seq) return;  // a newer render is on its way
   $("#result-image").src = data.image;
   state.maps = data.maps;
+  showStats(data.maps);
   const grid = $("#maps-image");
   grid.src = data.maps.grid;
   await grid.decode().catch(ignore);
