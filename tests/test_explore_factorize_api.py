@@ -1,15 +1,12 @@
 """POST /api/factorize (SeFa / GANSpace directions) and the per-layer statistics of /api/render's
 maps, against explore.factorize and numpy on Explorer.features."""
-import json
-import urllib.error
-import urllib.request
-
 import numpy as np
 import pytest
 
 from stylegan_jax.explore import Explorer, factorize, parse_channels, random_bundle
 from stylegan_jax.explore.server import make_server
 from stylegan_jax.serving import serving_in_background
+from test_explore_server import call as post
 
 LAYER = "16x8_conv1"  # layer 3: 16x8, 16 channels
 
@@ -19,17 +16,6 @@ def served():
     explorer = Explorer(random_bundle(seed=3), fast_compile=True)
     with serving_in_background(make_server(explorer, port=0)) as srv:
         yield srv, explorer
-
-
-def post(server, path, body):
-    """(status, parsed JSON reply)."""
-    request = urllib.request.Request(server.url + path.lstrip("/"), json.dumps(body).encode(),
-                                     headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=300) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read())
 
 
 def test_factorize_returns_recipe_directions_like_the_python_api(served):
