@@ -121,11 +121,17 @@ def _fused_kernel(w):
     return w[1:, 1:] + w[:-1, 1:] + w[1:, :-1] + w[:-1, :-1]
 
 
+def equalized_scale(fan_in: int, gain: float = SQRT2, lr_mul: float = 1.0) -> float:
+    """What an equalized-LR weight is multiplied by when used: He's std gain / sqrt(fan_in),
+    times the learning-rate multiplier."""
+    return gain / math.sqrt(fan_in) * lr_mul
+
+
 def _weight(module: nn.Module, name: str, shape, gain: float, lr_mul: float, dtype):
-    """Equalized-LR weight: stored ~ N(0, 1/lr_mul), used as stored * he_std * lr_mul."""
+    """Equalized-LR weight: stored ~ N(0, 1/lr_mul), used as stored * equalized_scale."""
     fan_in = math.prod(shape[:-1])
     raw = module.param(name, nn.initializers.normal(stddev=1.0 / lr_mul), shape, jnp.float32)
-    return (raw * (gain / math.sqrt(fan_in) * lr_mul)).astype(dtype)
+    return (raw * equalized_scale(fan_in, gain, lr_mul)).astype(dtype)
 
 
 def _bias(module: nn.Module, features: int, lr_mul: float, dtype):
@@ -197,13 +203,16 @@ class NoiseInjection(nn.Module):
 
 
 class StyleModulation(nn.Module):
-    """AdaIN's affine part: a dense layer maps w to a per-channel (scale, bias); x * (1 + s) + b."""
+    """AdaIN's affine part: a dense layer maps w to a per-channel (scale, bias); x * (1 + s) + b.
+
+    Its kernel is [dlatent, 2 * channels]: the scale's outputs, then the bias's."""
     dtype: Any = jnp.float32   # compute dtype
+    GAIN = 1.0                 # He gain of the dense layer (linear: no activation follows)
 
     @nn.compact
     def __call__(self, x, w):
         channels = x.shape[-1]
-        style = EqualizedDense(channels * 2, gain=1.0, dtype=self.dtype, name="dense")(w)
+        style = EqualizedDense(channels * 2, gain=self.GAIN, dtype=self.dtype, name="dense")(w)
         scale, bias = style[:, None, None, :channels], style[:, None, None, channels:]
         return x * (scale + 1.0) + bias
 

@@ -17,7 +17,8 @@ and normalization statistics of one synthesis pass, from outside the network), e
 (generation, features, cached re-synthesis), edits (edits, tabs, channel lists, region
 painting), find (channel ranking and edit proposals from two examples), locate (finding parts
 from activations), recipe (JSON edit recipes), latent (interpolation, attribute vectors, style
-mixing), project (projection of real images into W / W+), media (PNG metadata, GIF/MP4,
+mixing), factorize (directions without labels: SeFa, GANSpace), project (projection of real
+images into W / W+), media (PNG metadata, GIF/MP4,
 batch sweeps), server + handlers + api_models + static/
 (the web UI and its JSON API, described at /docs:
 `python -m experiments.explore`). Errors from bad requests are ValueError with a one-line

@@ -35,6 +35,8 @@ MAX_CHANNEL_TEXT = 4000   # a channel list such as "1,3,10-20*0.5"
 MAX_DATA = 16 << 20       # characters of a PNG data URL or a w's base64
 MAX_INDEX = 1 << 16       # layer indices, channel numbers, top-k
 MAX_PROJECT_STEPS = 2000  # optimisation steps of one projection
+MAX_FACTORS = 32          # directions found by one factorize request
+MAX_FACTOR_SAMPLES = 100_000  # sampled w's of a GANSpace request
 PROJECTED_NOISE = r"^projected-[0-9]{1,9}$"  # noise modes of projected images' noise maps
 
 Seed = Annotated[int, Field(strict=True, ge=0, le=2**32 - 1, description="an integer seed")]
@@ -184,6 +186,8 @@ class RenderRequest(Latent):
     sort_maps: Literal["edited", "unedited"] = Field(
         "edited", description="whose maps the sort ranks: the edited image's or the unedited's "
                               "(an order that stays put while the edit changes)")
+    stats_channels: Optional[ChannelText] = Field(
+        None, description="channels the layer's statistics cover (null or empty: all)")
 
 
 class ChannelsRequest(Model):
@@ -208,6 +212,16 @@ class DirectionRequest(Model):
     without: Annotated[List[Latent], Field(min_length=1, max_length=MAX_SEEDS)]
     name: Name = "direction"
     layers: Optional[Tuple[Index, Index]] = None
+
+
+class FactorizeRequest(Model):
+    """Directions without labels (explore.factorize): SeFa of the layers' style weights, or
+    GANSpace's PCA of num_samples sampled w's; applied to layers [start, stop) (null: all)."""
+    method: Literal["sefa", "ganspace"]
+    layers: Optional[Tuple[Index, Index]] = Field(None, description="[start, stop) or null: all")
+    k: Annotated[int, Field(strict=True, ge=1, le=MAX_FACTORS)] = 5
+    num_samples: Annotated[int, Field(strict=True, ge=2, le=MAX_FACTOR_SAMPLES)] = 5000
+    seed: Seed = 0
 
 
 class InterpolateRequest(Model):
@@ -336,6 +350,9 @@ class Maps(BaseModel):
     order: List[int]
     values: Optional[List[float]]
     scale: float
+    stats: Optional[Dict[str, Any]] = Field(
+        None, description="mean, std, min, max of the layer's maps over stats_channels, "
+                          "unedited (without the recipe) and edited")
 
 
 class Render(Image):
@@ -365,6 +382,13 @@ class LocatorReply(BaseModel):
     locator: LocatorJSON
     anchor: Tuple[float, float] = Field(description="where the part lies on this image (y, x "
                                                     "fractions): the anchor of an edit it places")
+
+
+class FactorizeReply(BaseModel):
+    method: str
+    layers: Tuple[int, int]
+    directions: List[DirectionJSON]
+    values: List[float] = Field(description="SeFa's eigenvalues or GANSpace's standard deviations")
 
 
 class RecipeReply(BaseModel):

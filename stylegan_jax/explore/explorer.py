@@ -242,6 +242,17 @@ class Explorer:
         w = self.mapping(self.z_from_seeds(seeds), labels)
         return w if psi == 1.0 else self.truncate(w, psi, center)
 
+    def sample_w(self, num_samples: int, seed: int = 0, batch_size: int = 2000) -> np.ndarray:
+        """w [num_samples, dlatent] (one per image: the mapping gives every layer the same) of
+        z ~ N(0, 1) drawn by numpy's RandomState(seed), untruncated, mapped batch_size at a time;
+        a conditional generator's z's get all-zero labels."""
+        z = np.random.RandomState(seed).randn(num_samples, self.latent_size).astype(np.float32)
+        labels = (np.zeros((num_samples, self.module.label_size), np.float32)
+                  if self.module.label_size else None)
+        return np.concatenate([self.mapping(z[i:i + batch_size],
+                                            None if labels is None else labels[i:i + batch_size])[:, 0]
+                               for i in range(0, num_samples, batch_size)])
+
     # ------------------------------------------------------------------ synthesis
     def _pass(self, params, w, key, noise_mode, *, edits=None, resume=None, norm_stats=None,
               noise=None, with_norm_stats=False):

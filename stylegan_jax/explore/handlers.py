@@ -28,7 +28,7 @@ from PIL import Image
 from pydantic import ValidationError
 
 from stylegan_jax.explore import api_models as m
-from stylegan_jax.explore import find, locate, media, project
+from stylegan_jax.explore import factorize, find, locate, media, project
 from stylegan_jax.explore.edits import PAINT_MODES, check_channel, format_channels, parse_channels
 from stylegan_jax.explore.latent import Direction, attribute_vector, lerp_w, slerp_z, style_mix
 from stylegan_jax.explore.recipe import Recipe, apply_recipe, parse_mask
@@ -89,6 +89,13 @@ def map_grid(colors: np.ndarray, order, gap: int = 1):
         y, x = (i // cols) * (h + gap), (i % cols) * (w + gap)
         grid[y:y + h, x:x + w] = colors[channel]
     return grid, rows, cols
+
+
+def map_statistics(features: np.ndarray, channels=None) -> dict:
+    """{mean, std, min, max} of one image's maps [h, w, c] over the channels (None: all)."""
+    values = np.asarray(features, np.float64)[..., slice(None) if channels is None else list(channels)]
+    return {"mean": float(values.mean()), "std": float(values.std()), "min": float(values.min()),
+            "max": float(values.max())}
 
 
 def decode_data_url(data: str) -> bytes:
@@ -255,9 +262,13 @@ class Api:
                 ranked_maps, selection)
             order, values = [c for c, _ in ranked], [float(v) for _, v in ranked]
         grid, rows, cols = map_grid(media.feature_map_colors(features), order)
+        chosen = sorted(parse_channels(req.stats_channels or "", layer.channels)) or None
+        unedited = self.ex.features(w, layer.name, noise_mode=req.noise_mode)[0]
         out["maps"] = {"layer": dataclasses.asdict(layer), "grid": png_data_url(grid), "rows": rows,
                        "cols": cols, "gap": 1, "order": order, "values": values,
-                       "scale": float(np.abs(features).max())}
+                       "scale": float(np.abs(features).max()),
+                       "stats": {"channels": chosen, "unedited": map_statistics(unedited, chosen),
+                                 "edited": map_statistics(features, chosen)}}
         return out
 
     def channels(self, req: m.ChannelsRequest) -> dict:
@@ -297,6 +308,15 @@ class Api:
         direction = Direction.from_json(spec, "direction").check(self.ex.num_layers,
                                                                  self.ex.dlatent_size)
         return {"direction": direction.to_json()}
+
+    def factorize(self, req: m.FactorizeRequest) -> dict:
+        """Directions found without labels (SeFa or GANSpace, explore.factorize) in recipe-JSON
+        form, strength 0, with their eigenvalues / standard deviations."""
+        if req.method == "sefa":
+            found = factorize.sefa(self.ex, req.layers, req.k)
+        else:
+            found = factorize.ganspace(self.ex, req.layers, req.k, req.num_samples, req.seed)
+        return found.to_json()
 
     def interpolate(self, req: m.InterpolateRequest) -> dict:
         """lerp in W, or slerp in Z (needs two seeds; a's psi truncates) -> {image, w}."""

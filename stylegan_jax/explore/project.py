@@ -330,13 +330,8 @@ def w_statistics(explorer: Explorer, num_samples: int = 10000, seed: int = 123,
                  batch_size: int = 2000) -> Tuple[np.ndarray, float]:
     """(mean w [dlatent], w_std) of num_samples mapped z ~ N(0, 1) (RandomState(seed), as the
     official projector): w_std = sqrt(sum |w - mean|^2 / num_samples). A conditional generator's
-    z's get all-zero labels."""
-    z = np.random.RandomState(seed).randn(num_samples, explorer.latent_size).astype(np.float32)
-    labels = (np.zeros((num_samples, explorer.module.label_size), np.float32)
-              if explorer.module.label_size else None)
-    w = np.concatenate([explorer.mapping(z[i:i + batch_size],
-                                         None if labels is None else labels[i:i + batch_size])[:, 0]
-                        for i in range(0, num_samples, batch_size)]).astype(np.float64)
+    z's get all-zero labels (Explorer.sample_w)."""
+    w = explorer.sample_w(num_samples, seed, batch_size).astype(np.float64)
     mean = w.mean(axis=0)
     return mean.astype(np.float32), float(np.sqrt(np.sum((w - mean) ** 2) / num_samples))
 

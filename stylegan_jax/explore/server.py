@@ -60,6 +60,7 @@ _QUICK = {  # POST /api/<name>: (request model, reply model)
     "gallery": (m.GalleryRequest, m.Images), "render": (m.RenderRequest, m.Render),
     "channels": (m.ChannelsRequest, m.Channels), "propose": (m.ProposeRequest, m.Proposal),
     "direction": (m.DirectionRequest, m.DirectionReply),
+    "factorize": (m.FactorizeRequest, m.FactorizeReply),
     "interpolate": (m.InterpolateRequest, m.Image), "mix": (m.MixRequest, m.Image),
     "apply_to_seeds": (m.ApplyToSeedsRequest, m.Images), "recipe": (m.RecipeRequest, m.RecipeReply),
     "load_png": (m.LoadPngRequest, m.LoadedPng), "export": (m.ExportRequest, m.Export),

@@ -3,6 +3,7 @@ import {$, api, debounce, download, ignore, latentOf, layerInfo, on, parseSeeds,
         seedOptions, showError, state, tab} from "./core.js";
 import {addTab, attachPainter, drawFocus, drawMaps, drawMasks, loadGallery, render, select, setAmount, setRecipe,
         showDirections, showInEffect, showResult, showTab, toggleChannel} from "./editor.js";
+import {setupDiscover} from "./discover.js";
 
 // ------------------------------------------------------------------ two images: interpolation, mixing, proposals
 function pick(slot) {
@@ -160,6 +161,7 @@ async function start() {
   showCenter();
   $("#mix-value").textContent = $("#mix-crossover").value;
   addTab();
+  setupDiscover();
   for (const canvas of [$("#paint-image"), $("#paint-map")]) attachPainter(canvas);
 
   const reloadAll = debounce(() => { loadGallery().catch(ignore); render(); }, 150);

@@ -1,6 +1,7 @@
 // Gallery, rendering (image + feature maps), painting regions, edit tabs, recipes and directions.
 import {$, api, debounce, ignore, layerInfo, latentOf, psi, recipeJSON, seedOptions, showError, state, tab,
         throttle} from "./core.js";
+import {showStats} from "./discover.js";
 
 // ------------------------------------------------------------------ gallery
 export async function loadGallery() {
@@ -42,11 +43,13 @@ export async function renderNow() {
                 sort_maps: $("#sort-unedited").checked ? "unedited" : "edited",
                 noise_mode: $("#noise-mode").value};
   if (sort !== "channel" && t && t.mask && t.layer === layer) body.selection = t.mask;
+  if (t && t.layer === layer && t.channels.trim()) body.stats_channels = t.channels;
   const data = await api("render", body);
   if (seq !== state.seq) return;  // a newer render is on its way
   state.edited = data.image;
   showResult().catch(ignore);
   state.maps = data.maps;
+  showStats(data.maps);
   const grid = $("#maps-image");
   grid.src = data.maps.grid;
   await grid.decode().catch(ignore);
