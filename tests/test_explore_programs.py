@@ -101,6 +101,7 @@ def test_new_counts_noise_modes_and_later_edits_reuse_compiled_programs(explorer
 def test_warm_up_compiles_its_programs_while_requests_go_on():
     explorer = Explorer(random_bundle(seed=2), fast_compile=True)
     names = [name for name, *_ in explorer.warm_up_programs((1,))]
+    assert len(names) == len(set(names)) == 2 + len(explorer.layers)
     assert names[:2] == ["mapping of 1", "synthesis of 1"]
     assert names[2:] == [f"edit on {l.name} of 1" for l in explorer.layers]
     w = explorer.w_from_seeds([4])  # mapping: compiled by this call or waited for
@@ -125,7 +126,7 @@ def test_warm_up_failures_are_logged_and_requests_still_compile(caplog, monkeypa
     real = explorer.warm_up_programs
 
     def broken(batch_sizes):
-        (_, _, _, args), *_ = real(batch_sizes)
+        _, _, _, args = next(real(batch_sizes))
         return [("broken mapping", ("broken",), lambda *a: 1 / 0, args)]
     monkeypatch.setattr(explorer, "warm_up_programs", broken)
     with caplog.at_level(logging.ERROR, logger="stylegan_jax.explore.explorer"):

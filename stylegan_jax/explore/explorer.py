@@ -22,12 +22,13 @@ example a projected image's optimised noise) registered with `add_noise_maps(nam
 noise mode of its own: noise_mode=name renders with those maps wherever a noise mode is taken
 (synthesis, features, recipes, animations), so a projected image is edited like a generated one.
 
-Few programs, compiled ahead (a click never waits on XLA): a batch of N latents runs padded to
+Few programs, compiled ahead (so that clicks do not wait on XLA): a batch of N latents runs padded to
 the smallest of BATCH_SIZES that holds it (beyond the largest, to a multiple of it; padded rows
 repeat the last latent and are dropped from the results), so a new seed count reuses a compiled
 program. Every noise mode is an argument of the same programs, not a program of its own: the
 noise maps (const, zeros for "none", or a registered set) are passed in, and a traced flag picks
-random noise drawn from the noise seed instead. A re-synthesis program exists per resumed layer
+random noise drawn from the noise seed instead (per layer, normal noise from the seed's key
+folded with the layer's index). A re-synthesis program exists per resumed layer
 only: later layers without an edit get a zero delta. With warm_up, a daemon thread compiles the
 programs a session uses, the first page's first (see warm_up_programs); a call that needs a
 program the thread is compiling waits for it instead of compiling it twice.
@@ -38,7 +39,7 @@ import hashlib
 import logging
 import threading
 import time
-from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 import jax
 import jax.numpy as jnp
@@ -354,11 +355,12 @@ class Explorer:
 
     # ------------------------------------------------------------------ warm-up
     def warm_up_programs(self, batch_sizes: Sequence[int] = BATCH_SIZES
-                         ) -> List[Tuple[str, tuple, Callable, tuple]]:
+                         ) -> Iterator[Tuple[str, tuple, Callable, tuple]]:
         """(description, key, fn, abstract args) of the programs a session uses, in the order a
         session first needs them: the page's first gallery (8 seeds), a click (1 image: mapping,
         every layer's features), the first edit on each layer, the other batch sizes, then edits
-        on 8 images (a recipe on seeds). Every noise mode shares these."""
+        on 8 images (a recipe on seeds). Every noise mode shares these. A generator: the edits'
+        shapes are traced only once the first programs are compiling."""
         def spec(shape, dtype=jnp.float32):
             return jax.ShapeDtypeStruct(tuple(shape), dtype)
 
@@ -385,10 +387,15 @@ class Explorer:
                     for i, layer in enumerate(self.layers)]
 
         first = [b for b in (8, 1) if b in batch_sizes]
-        out = [program for b in first for program in synthesis(b)]
-        out += edits(1) if 1 in batch_sizes else []
-        out += [program for b in batch_sizes if b not in first for program in synthesis(b)]
-        return out + (edits(8) if 8 in batch_sizes else [])
+        for b in first:
+            yield from synthesis(b)
+        if 1 in batch_sizes:
+            yield from edits(1)
+        for b in batch_sizes:
+            if b not in first:
+                yield from synthesis(b)
+        if 8 in batch_sizes:
+            yield from edits(8)
 
     def start_warm_up(self, batch_sizes: Sequence[int] = BATCH_SIZES) -> threading.Thread:
         """Compiles warm_up_programs() on a daemon thread (once; later calls return that thread).
@@ -398,8 +405,9 @@ class Explorer:
         def work():
             started = time.perf_counter()
             try:
-                programs = self.warm_up_programs(batch_sizes)
-                for name, key, fn, args in programs:
+                count = 0
+                for name, key, fn, args in self.warm_up_programs(batch_sizes):
+                    count += 1
                     begin = time.perf_counter()
                     try:
                         self._ensure_compiled(key, fn, args)
@@ -408,7 +416,7 @@ class Explorer:
                         log.exception("explorer warm-up: compiling %s failed", name)
                         self.warm_up_log.append((name, time.perf_counter() - begin,
                                                  f"{type(e).__name__}: {e}"))
-                log.info("explorer warm-up: %d programs in %.1f s", len(programs),
+                log.info("explorer warm-up: %d programs in %.1f s", count,
                          time.perf_counter() - started)
             except Exception:  # pylint: disable=broad-except  (listing the programs failed)
                 log.exception("explorer warm-up failed: programs compile when first used")
