@@ -32,8 +32,12 @@ _DETECTOR = flags.DEFINE_enum("detector", None, ["animeface", "opencv"], "face d
 _CASCADE = flags.DEFINE_string("cascade", None, "OpenCV cascade XML for --detector=opencv")
 _DISTANCE = flags.DEFINE_enum("project_distance", "pixel", ["pixel", "discriminator"],
                               "distance for projecting uploads (discriminator: a checkpoint's D)")
+_WARM_UP = flags.DEFINE_bool("warm_up", True, "compile the explorer's programs in the background "
+                             "at start (the first page's first), so that clicks do not wait")
 _LPIPS = flags.DEFINE_string("lpips", None, "LPIPS VGG16 weights .npz: projects uploads with "
                              "LPIPS instead (layout: stylegan_jax/explore/project.py)")
+
+MIN_COMPILE_SECONDS = 0.05  # programs compiled faster are not written to the persistent cache
 
 
 def model_path(workdir, checkpoint) -> str:
@@ -52,7 +56,10 @@ def model_path(workdir, checkpoint) -> str:
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    enable_compilation_cache()  # a second start loads the renders compiled by the first
+    # A second start loads the programs compiled by the first. Most of the explorer's programs
+    # compile in well under the default second on small models (the bundled one), yet each is a
+    # click's wait: keep all but trivial ones.
+    enable_compilation_cache(min_compile_seconds=MIN_COMPILE_SECONDS)
     try:
         path = model_path(_WORKDIR.value, _CHECKPOINT.value)
         # pylint: disable=import-outside-toplevel  (keep --help and flag errors fast)
@@ -66,7 +73,7 @@ def main(argv):
         bundle, discriminator = load_networks(path)
         distance = project.make_distance("lpips" if _LPIPS.value else _DISTANCE.value,
                                          discriminator, lpips_path=_LPIPS.value)
-        explorer = Explorer(bundle, noise_mode=_NOISE.value)
+        explorer = Explorer(bundle, noise_mode=_NOISE.value, warm_up=_WARM_UP.value)
         serve(explorer, _HOST.value, _PORT.value, open_browser=_OPEN.value,
               allow_hosts=_ALLOW_HOST.value, distance=distance, face_detector=detector)
     except (ValueError, FileNotFoundError, OSError, ImportError) as e:

@@ -182,8 +182,8 @@ class SynthesisNetwork(nn.Module):
         shape = (spec.height, spec.width)
         if not self.use_noise or noise_mode == "none":
             return jnp.zeros((1, *shape, 1), self.dtype)
-        if noise_mode == "const":  # fixed per layer, shared by the batch
-            return jax.random.normal(jax.random.key(1000 + spec.index), (1, *shape, 1), self.dtype)
+        if noise_mode == "const":
+            return const_noise(spec, self.dtype)
         if noise_mode == "random":
             return jax.random.normal(jax.random.fold_in(key, spec.index), (batch, *shape, 1), self.dtype)
         raise ValueError(f"unknown noise_mode {noise_mode!r}: choose 'random', 'const' or 'none'")
@@ -226,6 +226,12 @@ class SynthesisNetwork(nn.Module):
 
 # ----------------------------------------------------------------------------------------------
 # Generator = mapping + synthesis, with truncation.
+
+def const_noise(spec: LayerSpec, dtype=jnp.float32):
+    """The noise input of noise_mode "const" for one layer: fixed per layer, shared by the batch,
+    [1, height, width, 1]."""
+    return jax.random.normal(jax.random.key(1000 + spec.index), (1, spec.height, spec.width, 1), dtype)
+
 
 def truncate(w, w_avg, psi, cutoff: Optional[int] = None):
     """Truncation trick (StyleGAN section 3): lerp w toward w_avg by psi in layers < cutoff."""

@@ -133,7 +133,9 @@ def test_saved_recipe_reapplies_to_other_seeds_and_png_round_trips(server):
     loaded = call(server, "/api/load_png", {"data": png["data"]})[1]
     rerendered = call(server, "/api/render", {"w": loaded["w"], "recipe": loaded["recipe"]})[1]
     np.testing.assert_array_equal(image(rerendered["image"]), image(png["data"]))
-    np.testing.assert_array_equal(image(png["data"]), want[0])
+    # The grid ran as a batch of 8 (padded), the export as one image: float32 rounding may move
+    # a pixel by a level.
+    assert np.abs(image(png["data"]).astype(int) - want[0]).max() <= 1
 
 
 def test_two_image_tools(server):

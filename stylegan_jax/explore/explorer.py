@@ -21,24 +21,67 @@ Noise maps: besides the noise modes (NOISE_MODES), a set of explicit noise maps 
 example a projected image's optimised noise) registered with `add_noise_maps(name, maps)` is a
 noise mode of its own: noise_mode=name renders with those maps wherever a noise mode is taken
 (synthesis, features, recipes, animations), so a projected image is edited like a generated one.
+
+Few programs, compiled ahead (so that clicks do not wait on XLA): a batch of N latents runs padded to
+the smallest of BATCH_SIZES that holds it (beyond the largest, to a multiple of it; padded rows
+repeat the last latent and are dropped from the results), so a new seed count reuses a compiled
+program. Every noise mode is an argument of the same programs, not a program of its own: the
+noise maps (const, zeros for "none", or a registered set) are passed in, and a traced flag picks
+random noise drawn from the noise seed instead (per layer, normal noise from the seed's key
+folded with the layer's index). A re-synthesis program exists per resumed layer
+only: later layers without an edit get a zero delta. With warm_up, a daemon thread compiles the
+programs a session uses, the first page's first (see warm_up_programs); a call that needs a
+program the thread is compiling waits for it instead of compiling it twice.
 """
 import collections
 import dataclasses
 import hashlib
+import logging
 import threading
-from typing import Dict, List, Mapping, Optional, Sequence, Union
+import time
+from typing import Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from stylegan_jax.explore.model import GeneratorBundle, load_generator
 from stylegan_jax.explore.synthesis_hooks import synthesize
-from stylegan_jax.networks import Generator, LayerSpec, stage_shape, truncate
+from stylegan_jax.networks import Generator, LayerSpec, const_noise, stage_shape, truncate
 from stylegan_jax.utils import cpu_compiler_options, to_uint8
 
 NOISE_MODES = ("const", "random", "none")
 CLASS_SAMPLES = 1024    # z's (seeds 0..CLASS_SAMPLES-1) whose mapped w's make a class's average w
 MAX_CLASS_AVERAGES = 64  # class averages kept (one per label vector)
+
+# Batch sizes programs are compiled for (api_models.MAX_SEEDS is 64; the page's gallery shows 8).
+BATCH_SIZES = (1, 8, 32, 64)
+log = logging.getLogger(__name__)
+
+
+def padded_size(n: int) -> int:
+    """The batch size a batch of n runs at: the smallest of BATCH_SIZES >= n, beyond the largest
+    a multiple of it."""
+    for size in BATCH_SIZES:
+        if n <= size:
+            return size
+    return -(-n // BATCH_SIZES[-1]) * BATCH_SIZES[-1]
+
+
+def _pad_rows(x: np.ndarray, size: int, zeros: bool = False) -> np.ndarray:
+    """x [n, ...] grown to [size, ...] by repeating its last row (or with zero rows)."""
+    extra = size - x.shape[0]
+    if extra <= 0:
+        return x
+    fill = np.zeros_like(x[:1]) if zeros else x[-1:]
+    return np.concatenate([x, np.repeat(fill, extra, axis=0)])
+
+
+def _abstract(tree):
+    """A hashable description of the arrays' shapes and dtypes in a pytree (a program's input
+    signature, what jax.jit compiles one program for)."""
+    leaves, treedef = jax.tree.flatten(tree)
+    return treedef, tuple((tuple(np.shape(x)), np.dtype(x.dtype).str) for x in leaves)
 
 
 @dataclasses.dataclass
@@ -72,11 +115,12 @@ class Explorer:
     """A generator opened for exploration at its full resolution (the last stage)."""
 
     def __init__(self, bundle: GeneratorBundle, *, noise_mode: str = "const", cache_size: int = 16,
-                 fast_compile: bool = False, frozen_norm_stats: bool = True):
+                 fast_compile: bool = False, frozen_norm_stats: bool = True, warm_up: bool = False):
         """noise_mode: default noise ("const", "random" or "none"); cache_size: how many w's
         activations are kept for re-synthesis; fast_compile: skip XLA:CPU optimizations (compiles
         ~4x faster, runs slower; for tests and one-off scripts); frozen_norm_stats: edited images
-        keep the unedited image's instance-norm statistics (local edits, see the module docstring)."""
+        keep the unedited image's instance-norm statistics (local edits, see the module docstring);
+        warm_up: compile warm_up_programs() on a background thread now (start_warm_up)."""
         if noise_mode not in NOISE_MODES:
             raise ValueError(f"unknown noise mode {noise_mode!r}: choose one of {', '.join(NOISE_MODES)}")
         self.module: Generator = bundle.module
@@ -96,6 +140,23 @@ class Explorer:
         self.layers: List[LayerSpec] = self.module.layer_specs
         self._noise_maps = {}  # name -> ({layer: float32 [1, h, w, 1]}, digest of the maps)
         self._class_averages = collections.OrderedDict()  # label bytes -> w [num_layers, dlatent]
+        # The noise maps passed for "const" and "none", and the zero delta of each layer, on device.
+        self._mode_maps = {"const": {l.name: const_noise(l) for l in self.noise_layers},
+                           "none": {l.name: jnp.zeros((1, l.height, l.width, 1), jnp.float32)
+                                    for l in self.noise_layers}}
+        self._zero_deltas = {l.name: jnp.zeros((1, l.height, l.width, l.channels), jnp.float32)
+                             for l in self.layers}
+        self._fixed_key = jax.random.PRNGKey(0)  # the noise key of the modes that ignore it
+        # Compiled programs' input signatures, and the ones being compiled (-> an Event set when
+        # done); guarded by _compiling_lock, never held while compiling.
+        self._compiled = set()
+        self._compiling = {}
+        self._compiling_lock = threading.Lock()
+        self.warm_up_log: List[Tuple[str, float, Optional[str]]] = []  # (program, seconds, error)
+        self.warm_up_done = threading.Event()
+        self._warm_up_thread = None
+        if warm_up:
+            self.start_warm_up()
 
     # ------------------------------------------------------------------ construction / description
     @classmethod
@@ -177,16 +238,18 @@ class Explorer:
                                  f"{', '.join(self._noise_maps) or '(none registered)'}")
             return dict(self._noise_maps[name][0])
 
-    def _resolve_noise(self, mode: str):
-        """(the network's noise mode, the explicit maps or None, a digest key) of a noise mode."""
-        if mode in NOISE_MODES:
-            return mode, None, mode
+    def _resolve_noise(self, mode: str, noise_seed: int = 0):
+        """(noise maps {layer: [1, h, w, 1]}, random: bool, noise key, a digest key naming the
+        noise) of a noise mode; random noise is drawn from the key in place of the maps."""
+        if mode in ("const", "none"):
+            return self._mode_maps[mode], False, self._fixed_key, mode
+        if mode == "random":
+            return (self._mode_maps["const"], True, jax.random.PRNGKey(int(noise_seed)),
+                    f"random:{int(noise_seed)}")
         if mode not in self._noise_maps:
             raise ValueError(f"unknown noise mode {mode!r}: choose one of {', '.join(self.noise_modes)}")
         maps, digest = self._noise_maps[mode]
-        # Layers without an explicit map do not exist here (every noise layer has one), so the
-        # network's own mode is never used; "const" keeps its programs shared.
-        return "const", maps, "maps:" + digest
+        return maps, False, self._fixed_key, "maps:" + digest
 
     # ------------------------------------------------------------------ latents
     def z_from_seeds(self, seeds: Sequence[int]) -> np.ndarray:
@@ -201,10 +264,12 @@ class Explorer:
         if self.module.label_size and labels is None:
             raise ValueError(f"this generator is conditional: pass labels of shape "
                              f"[N, {self.module.label_size}]")
-        fn = self._program(("mapping",), lambda p, z, y: self.module.apply(
-            {"params": p}, z, y, method=Generator.mapping))
-        labels = None if labels is None else np.asarray(labels, np.float32)
-        return np.asarray(fn(self.params, z, labels))
+        n, size = z.shape[0], padded_size(z.shape[0])
+        labels = None if labels is None else _pad_rows(np.asarray(labels, np.float32), size)
+        return np.asarray(self._run(("mapping",), self._mapping_fn, _pad_rows(z, size), labels))[:n]
+
+    def _mapping_fn(self, p, z, y):
+        return self.module.apply({"params": p}, z, y, method=Generator.mapping)
 
     def truncate(self, w, psi: float, center=None, cutoff: Optional[int] = None) -> np.ndarray:
         """Truncation toward `center` (default the average w; pass another image's w to make
@@ -253,22 +318,156 @@ class Explorer:
                                             None if labels is None else labels[i:i + batch_size])[:, 0]
                                for i in range(0, num_samples, batch_size)])
 
-    # ------------------------------------------------------------------ synthesis
-    def _pass(self, params, w, key, noise_mode, *, edits=None, resume=None, norm_stats=None,
-              noise=None, with_norm_stats=False):
-        """(images, {layer: output}) of one synthesis pass (synthesis_hooks.synthesize), and
-        {layer: instance-norm statistics} with_norm_stats; noise: explicit {layer: noise map}."""
-        out = synthesize(self.module, params, w, noise_mode=noise_mode, rng=key, stage=self.stage,
-                         edits=edits, resume=resume, norm_stats=norm_stats, noise=noise)
-        if with_norm_stats:
-            return out.images, out.features, out.norm_stats
+    # ------------------------------------------------------------------ programs
+    def _noise(self, key, maps, random, batch):
+        """{layer: noise [batch, h, w, 1]}: the maps, or random noise from key where `random`
+        (a traced flag, so every noise mode shares one program). Row i's random noise does not
+        depend on the batch size (jax's partitionable threefry), so padding leaves it alone."""
+        def draw(spec):
+            shape = (batch, spec.height, spec.width, 1)
+            return jax.lax.cond(
+                random, lambda: jax.random.normal(jax.random.fold_in(key, spec.index), shape),
+                lambda: jnp.broadcast_to(maps[spec.name], shape))
+        return {spec.name: draw(spec) for spec in self.noise_layers}
+
+    def _pass(self, params, w, key, maps, random, *, edits=None, resume=None, norm_stats=None):
+        """One synthesis pass (synthesis_hooks.synthesize) with the noise of _noise."""
+        noise = self._noise(key, maps, random, w.shape[0])
+        return synthesize(self.module, params, w, noise_mode="none", stage=self.stage,
+                          edits=edits, resume=resume, norm_stats=norm_stats, noise=noise)
+
+    def _unedited_fn(self, p, w, key, maps, random):
+        out = self._pass(p, w, key, maps, random)
+        return out.images, out.features, out.norm_stats
+
+    def _full_fn(self, p, w, key, maps, random, deltas, stats):
+        out = self._pass(p, w, key, maps, random, edits=deltas, norm_stats=stats)
         return out.images, out.features
 
-    def _program(self, key, fn):
-        if key not in self._programs:
-            self._programs[key] = jax.jit(fn, compiler_options=self._compiler_options)
-        return self._programs[key]
+    def _resume_fn(self, first: str) -> Callable:
+        def resume(p, w, key, maps, random, cached, delta, rest, stats):
+            out = self._pass(p, w, key, maps, random, edits=rest, resume=(first, cached + delta),
+                             norm_stats=stats)
+            return out.images, out.features
+        return resume
 
+    def _program(self, key, fn):
+        with self._compiling_lock:
+            if key not in self._programs:
+                self._programs[key] = jax.jit(fn, compiler_options=self._compiler_options)
+            return self._programs[key]
+
+    def _ensure_compiled(self, key, fn, args) -> bool:
+        """Compiles program `key` for args (arrays or jax.ShapeDtypeStructs, after the params)
+        unless it is compiled; waits when another thread is compiling it. True if this call
+        compiled it."""
+        signature = (key, _abstract(args))
+        with self._compiling_lock:
+            if signature in self._compiled:
+                return False
+            event = self._compiling.get(signature)
+            if event is None:
+                event = self._compiling[signature] = threading.Event()
+                mine = True
+            else:
+                mine = False
+        if not mine:
+            event.wait()  # a failed compile leaves it uncompiled: the caller's call compiles it
+            return False
+        try:
+            self._program(key, fn).lower(self.params, *args).compile()
+            with self._compiling_lock:
+                self._compiled.add(signature)
+        finally:
+            with self._compiling_lock:
+                del self._compiling[signature]
+            event.set()
+        return True
+
+    def _run(self, key, fn, *args):
+        """Program `key` (jax.jit of fn(params, *args)) called on args, compiled once per input
+        signature."""
+        self._ensure_compiled(key, fn, args)
+        return self._program(key, fn)(self.params, *args)
+
+    # ------------------------------------------------------------------ warm-up
+    def warm_up_programs(self, batch_sizes: Sequence[int] = BATCH_SIZES
+                         ) -> Iterator[Tuple[str, tuple, Callable, tuple]]:
+        """(description, key, fn, abstract args) of the programs a session uses, in the order a
+        session first needs them: the page's first gallery (8 seeds), a click (1 image: mapping,
+        every layer's features), the first edit on each layer, the other batch sizes, then edits
+        on 8 images (a recipe on seeds). Every noise mode shares these. A generator: the edits'
+        shapes are traced only once the first programs are compiling."""
+        def spec(shape, dtype=jnp.float32):
+            return jax.ShapeDtypeStruct(tuple(shape), dtype)
+
+        noise = (spec(self._fixed_key.shape, self._fixed_key.dtype),
+                 jax.tree.map(lambda x: spec(x.shape), self._mode_maps["const"]),
+                 spec((), jnp.bool_))
+
+        def synthesis(b):
+            labels = spec((b, self.module.label_size)) if self.module.label_size else None
+            return [(f"mapping of {b}", ("mapping",), self._mapping_fn,
+                     (spec((b, self.latent_size)), labels)),
+                    (f"synthesis of {b}", ("unedited",), self._unedited_fn,
+                     (spec((b, self.num_layers, self.dlatent_size)),) + noise)]
+
+        def edits(b):
+            args = synthesis(b)[1][3]
+            _, feats, stats = jax.eval_shape(self._unedited_fn, self.params, *args)
+            stats = stats if self.frozen_norm_stats else None
+            zero = {l.name: spec(self._zero_deltas[l.name].shape) for l in self.layers}
+            return [(f"edit on {layer.name} of {b}", ("resume", layer.name),
+                     self._resume_fn(layer.name),
+                     args + (feats[layer.name], zero[layer.name],
+                             {l.name: zero[l.name] for l in self.layers[i + 1:]}, stats))
+                    for i, layer in enumerate(self.layers)]
+
+        first = [b for b in (8, 1) if b in batch_sizes]
+        for b in first:
+            yield from synthesis(b)
+        if 1 in batch_sizes:
+            yield from edits(1)
+        for b in batch_sizes:
+            if b not in first:
+                yield from synthesis(b)
+        if 8 in batch_sizes:
+            yield from edits(8)
+
+    def start_warm_up(self, batch_sizes: Sequence[int] = BATCH_SIZES) -> threading.Thread:
+        """Compiles warm_up_programs() on a daemon thread (once; later calls return that thread).
+        Calls meanwhile go on: one that needs a program being compiled waits for it, others run.
+        Failures are logged as errors (with the traceback) and recorded in warm_up_log; the
+        program is then compiled by the first call that needs it."""
+        def work():
+            started = time.perf_counter()
+            try:
+                count = 0
+                for name, key, fn, args in self.warm_up_programs(batch_sizes):
+                    count += 1
+                    begin = time.perf_counter()
+                    try:
+                        self._ensure_compiled(key, fn, args)
+                        self.warm_up_log.append((name, time.perf_counter() - begin, None))
+                    except Exception as e:  # pylint: disable=broad-except  (logged, recorded)
+                        log.exception("explorer warm-up: compiling %s failed", name)
+                        self.warm_up_log.append((name, time.perf_counter() - begin,
+                                                 f"{type(e).__name__}: {e}"))
+                log.info("explorer warm-up: %d programs in %.1f s", count,
+                         time.perf_counter() - started)
+            except Exception:  # pylint: disable=broad-except  (listing the programs failed)
+                log.exception("explorer warm-up failed: programs compile when first used")
+            finally:
+                self.warm_up_done.set()
+
+        with self._compiling_lock:
+            if self._warm_up_thread is None:
+                self._warm_up_thread = threading.Thread(target=work, name="explorer-warm-up",
+                                                        daemon=True)
+                self._warm_up_thread.start()
+            return self._warm_up_thread
+
+    # ------------------------------------------------------------------ synthesis
     def check_w(self, w) -> np.ndarray:
         """w as float32 [N, num_layers, dlatent] (a single [num_layers, dlatent] gets N = 1)."""
         w = np.asarray(w, np.float32)
@@ -307,63 +506,53 @@ class Explorer:
 
     def _synthesize(self, w, deltas, noise_mode, noise_seed, return_features, use_cache) -> Rendering:
         w = self.check_w(w)
+        n, size = w.shape[0], padded_size(w.shape[0])
         # An all-zero delta (a slider at 0) is no edit: the image is exactly the unedited one.
-        deltas = {k: v for k, v in self.check_deltas(deltas, w.shape[0]).items() if np.any(v)}
-        mode, maps, noise_key = self._resolve_noise(
-            self.noise_mode if noise_mode is None else noise_mode)
-        key = jax.random.PRNGKey(int(noise_seed))
+        # Per-image deltas get zero rows for the padding.
+        deltas = {k: _pad_rows(v, size, zeros=True) if v.shape[0] > 1 else v
+                  for k, v in self.check_deltas(deltas, n).items() if np.any(v)}
+        maps, random, key, noise_key = self._resolve_noise(
+            self.noise_mode if noise_mode is None else noise_mode, noise_seed)
+        w = _pad_rows(w, size)
+        noise = (key, maps, np.bool_(random))
         if deltas and not use_cache:  # full synthesis; only the statistics may come from the cache
-            stats = (self._unedited(w, mode, maps, noise_key, noise_seed, key)[2]
-                     if self.frozen_norm_stats else None)
-            images, feats = self._full(mode, maps, deltas)(self.params, w, key, deltas, stats, maps)
-            return self._rendering(images, feats if return_features else None)
-        images, cached, stats = self._unedited(w, mode, maps, noise_key, noise_seed, key)
+            stats = self._unedited(w, noise, noise_key)[2] if self.frozen_norm_stats else None
+            all_deltas = {l.name: deltas.get(l.name, self._zero_deltas[l.name]) for l in self.layers}
+            images, feats = self._run(("full",), self._full_fn, w, *noise, all_deltas, stats)
+            return self._rendering(images, feats if return_features else None, n)
+        images, cached, stats = self._unedited(w, noise, noise_key)
         if not deltas:
-            return self._rendering(images, cached if return_features else None)
+            return self._rendering(images, cached if return_features else None, n)
         stats = stats if self.frozen_norm_stats else None
-        order = sorted(deltas, key=lambda n: self.layer(n).index)
-        first, rest = order[0], {n: deltas[n] for n in order[1:]}
-        start = cached[first] + deltas[first]
-        fn = self._program(("resume", mode, maps is not None, first, tuple(order[1:])),
-                           lambda p, w, k, s, d, st, n: self._pass(
-                               p, w, k, mode, edits=d, resume=(first, s), norm_stats=st, noise=n))
-        images, after = fn(self.params, w, key, start, rest, stats, maps)
+        first = min(deltas, key=lambda name: self.layer(name).index)
+        later = self.layers[self.layer(first).index + 1:]
+        rest = {l.name: deltas.get(l.name, self._zero_deltas[l.name]) for l in later}
+        images, after = self._run(("resume", first), self._resume_fn(first), w, *noise,
+                                  cached[first], deltas[first], rest, stats)
         if not return_features:
-            return self._rendering(images, None)
-        feats = {n: cached[n] for n in cached if self.layer(n).index < self.layer(first).index}
-        feats[first] = start
+            return self._rendering(images, None, n)
+        feats = {l.name: cached[l.name] for l in self.layers if l.name not in after}
         feats.update(after)
-        return self._rendering(images, feats)
+        return self._rendering(images, feats, n)
 
-    def _full(self, mode, maps, deltas):
-        """The full-synthesis program (images and all features) for edits of these layers, taking
-        the instance-norm statistics to keep (or None: each layer's own) and the noise maps (or
-        None: the mode's)."""
-        return self._program(("full", mode, maps is not None, tuple(sorted(deltas))),
-                             lambda p, w, k, d, st, n: self._pass(
-                                 p, w, k, mode, edits=d, norm_stats=st, noise=n))
-
-    def _unedited(self, w, mode, maps, noise_key, noise_seed, key):
-        """(images, features, instance-norm statistics) of w without edits, from the cache (LRU)
-        or computed and cached; noise_key names the noise (a mode, or a digest of the maps)."""
-        # The noise seed only matters for random noise.
-        digest = _digest(w, np.frombuffer(noise_key.encode(), np.uint8),
-                         np.asarray(noise_seed if mode == "random" else 0))
+    def _unedited(self, w, noise, noise_key):
+        """(images, features, instance-norm statistics) of the padded w without edits, from the
+        cache (LRU) or computed and cached; noise_key names the noise (a mode with its seed, or
+        a digest of the maps)."""
+        digest = _digest(w, np.frombuffer(noise_key.encode(), np.uint8))
         if digest not in self._cache:
-            fn = self._program(("unedited", mode, maps is not None), lambda p, w, k, n: self._pass(
-                p, w, k, mode, noise=n, with_norm_stats=True))
-            images, feats, stats = fn(self.params, w, key, maps)
-            self._cache[digest] = images, feats, stats
+            self._cache[digest] = self._run(("unedited",), self._unedited_fn, w, *noise)
             while len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
         self._cache.move_to_end(digest)
         return self._cache[digest]
 
-    def _rendering(self, images, feats) -> Rendering:
-        images = np.asarray(images, np.float32)
+    def _rendering(self, images, feats, n: int) -> Rendering:
+        images = np.asarray(images, np.float32)[:n]
         if feats is None:
             return Rendering(images)
-        return Rendering(images, {l.name: np.asarray(feats[l.name], np.float32) for l in self.layers})
+        return Rendering(images, {l.name: np.asarray(feats[l.name], np.float32)[:n]
+                                  for l in self.layers})
 
     def features(self, w, layer: Optional[str] = None,
                  **kwargs) -> Union[np.ndarray, Dict[str, np.ndarray]]:

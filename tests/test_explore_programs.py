@@ -1,0 +1,139 @@
+"""The explorer's compiled programs: batches padded to a few sizes (results as unpadded), noise
+modes and later edits sharing programs, and the background warm-up."""
+import logging
+import threading
+
+import jax
+import numpy as np
+import pytest
+
+from stylegan_jax.explore import Explorer, random_bundle
+from stylegan_jax.explore.edits import Edit, box_mask, edit_deltas
+from stylegan_jax.explore.explorer import BATCH_SIZES, padded_size
+
+_COMPILES = [0]  # XLA compiles in this process, counted by jax's own compile event
+
+
+def _count_compile(event, duration, **kwargs):  # pylint: disable=unused-argument
+    if event == "/jax/core/compile/backend_compile_duration":
+        _COMPILES[0] += 1
+
+
+jax.monitoring.register_event_duration_secs_listener(_count_compile)
+
+
+class compiles:  # pylint: disable=invalid-name
+    """`with compiles() as c: ...`; c.count: how many XLA compiles the block ran."""
+
+    def __enter__(self):
+        self.start, self.count = _COMPILES[0], None
+        return self
+
+    def __exit__(self, *exc):
+        self.count = _COMPILES[0] - self.start
+
+
+@pytest.fixture(scope="module")
+def explorer():
+    return Explorer(random_bundle(seed=1), fast_compile=True)
+
+
+def _edit(explorer, layer, amount=1.5):
+    info = explorer.layer(layer)
+    return Edit(layer, {0: 1.0, 2: -0.5}, box_mask((info.height, info.width), (0.2, 0.2, 0.7, 0.6)),
+                amount)
+
+
+def test_padded_size_picks_the_smallest_batch_size_that_holds_the_batch():
+    assert [padded_size(n) for n in (1, 2, 8, 9, 32, 33, 64)] == [1, 8, 8, 32, 32, 64, 64]
+    assert padded_size(65) == padded_size(128) == 128 and padded_size(129) == 192
+    assert BATCH_SIZES[-1] == 64
+
+
+@pytest.mark.parametrize("noise_mode", ["const", "random"])
+def test_padded_batches_give_the_images_and_features_of_unpadded_ones(explorer, noise_mode):
+    """Counts 1..9 (padded to 1, 8 and 32 rows): each row bit for bit what it is in a batch of
+    other latents at the same padded size (padding rows change nothing), unedited and edited;
+    and, up to float32 rounding (XLA:CPU's kernels differ with the batch size), what a pass
+    compiled for the exact unpadded count gives."""
+    w = explorer.w_from_seeds(list(range(32)), psi=0.7)
+    deltas = edit_deltas([_edit(explorer, "16x8_conv1")], explorer)
+    kwargs = dict(noise_mode=noise_mode, noise_seed=5, return_features=True)
+    full = {n: (explorer.synthesize(w[:n], **kwargs), explorer.synthesize(w[:n], deltas, **kwargs))
+            for n in (1, 8, 32)}
+    for n in range(1, 10):
+        for got, want in zip((explorer.synthesize(w[:n], **kwargs),
+                              explorer.synthesize(w[:n], deltas, **kwargs)), full[padded_size(n)]):
+            assert got.images.shape[0] == n
+            np.testing.assert_array_equal(got.images, want.images[:n])
+            for layer in explorer.layers:
+                np.testing.assert_array_equal(got.features[layer.name],
+                                              want.features[layer.name][:n])
+    # A program compiled for exactly 3 rows (no padding).
+    maps, random, key, _ = explorer._resolve_noise(noise_mode, 5)  # pylint: disable=protected-access
+    exact = jax.jit(explorer._unedited_fn)(explorer.params, w[:3], key, maps, np.bool_(random))  # pylint: disable=protected-access
+    np.testing.assert_allclose(np.asarray(exact[0]), explorer.synthesize(w[:3], **kwargs).images,
+                               atol=1e-4)
+    if noise_mode == "random":  # the seed draws the noise: another seed, other images
+        other = explorer.synthesize(w[:3], noise_mode="random", noise_seed=6).images
+        assert np.abs(other - full[8][0].images[:3]).max() > 1e-2
+
+
+def test_new_counts_noise_modes_and_later_edits_reuse_compiled_programs(explorer):
+    w = explorer.w_from_seeds(list(range(40)), psi=0.7)
+    explorer.synthesize(w[:3])
+    explorer.synthesize(w[:2], noise_mode="random", noise_seed=1)  # (its key's eager ops)
+    a, b, c = _edit(explorer, "8x4_conv"), _edit(explorer, "16x8_conv1"), _edit(explorer, "32x16_conv1")
+    explorer.synthesize(w[:1], edit_deltas([a], explorer))
+    with compiles() as same:
+        for n, mode in ((5, "random"), (7, "none"), (2, "const"), (8, "random")):
+            explorer.synthesize(w[:n], noise_mode=mode, noise_seed=n)
+        # Later edits beside the first edited layer's, or none: the same resume program.
+        explorer.synthesize(w[:1], edit_deltas([a, c], explorer), noise_mode="random")
+        explorer.synthesize(w[:1], edit_deltas([a, b, c], explorer), noise_mode="none")
+    assert same.count == 0
+    with compiles() as new:  # a new batch size (64) and a new first edited layer: new programs
+        explorer.synthesize(w[:40])
+        explorer.synthesize(w[:1], edit_deltas([c], explorer))
+    assert new.count >= 2
+
+
+def test_warm_up_compiles_its_programs_while_requests_go_on():
+    explorer = Explorer(random_bundle(seed=2), fast_compile=True)
+    names = [name for name, *_ in explorer.warm_up_programs((1,))]
+    assert len(names) == len(set(names)) == 2 + len(explorer.layers)
+    assert names[:2] == ["mapping of 1", "synthesis of 1"]
+    assert names[2:] == [f"edit on {l.name} of 1" for l in explorer.layers]
+    w = explorer.w_from_seeds([4])  # mapping: compiled by this call or waited for
+    explorer.start_warm_up((1,))
+    assert explorer.start_warm_up((1,)) is explorer.start_warm_up()  # once per explorer
+    during = explorer.synthesize(w, edit_deltas([_edit(explorer, "16x8_conv1")], explorer))
+    assert explorer.warm_up_done.wait(300)
+    assert [entry[0] for entry in explorer.warm_up_log] == names
+    assert all(error is None for _, _, error in explorer.warm_up_log)
+    with compiles() as after:
+        for layer in explorer.layers:
+            got = explorer.synthesize(w, edit_deltas([_edit(explorer, layer.name)], explorer),
+                                      noise_mode="random", return_features=True)
+            assert np.all(np.isfinite(got.images))
+        again = explorer.synthesize(w, edit_deltas([_edit(explorer, "16x8_conv1")], explorer))
+    assert after.count == 0
+    np.testing.assert_array_equal(during.images, again.images)
+
+
+def test_warm_up_failures_are_logged_and_requests_still_compile(caplog, monkeypatch):
+    explorer = Explorer(random_bundle(seed=2), fast_compile=True)
+    real = explorer.warm_up_programs
+
+    def broken(batch_sizes):
+        _, _, _, args = next(real(batch_sizes))
+        return [("broken mapping", ("broken",), lambda *a: 1 / 0, args)]
+    monkeypatch.setattr(explorer, "warm_up_programs", broken)
+    with caplog.at_level(logging.ERROR, logger="stylegan_jax.explore.explorer"):
+        explorer.start_warm_up((1,))
+        assert explorer.warm_up_done.wait(120)
+    assert "compiling broken mapping failed" in caplog.text and "ZeroDivisionError" in caplog.text
+    (name, _, error), = explorer.warm_up_log
+    assert name == "broken mapping" and error.startswith("ZeroDivisionError")
+    assert explorer.w_from_seeds([1]).shape == (1, explorer.num_layers, explorer.dlatent_size)
+    assert not any(t.name == "explorer-warm-up" for t in threading.enumerate())
