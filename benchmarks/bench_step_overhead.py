@@ -151,7 +151,8 @@ def benchmark(config_name: str = "demo", batches=(4, 8, 16), rounds: int = 10,
     load = os.getloadavg()[0]
     print(f"config {config_name} at {height}x{width}, 1 CPU device of {os.cpu_count()} cores, "
           f"load {load:.1f}, median of {rounds} rounds")
-    print(f"compiled step (batch {main_batch}): " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    print(f"compiled step (batch {main_batch}): "
+          + ", ".join(f"{k} {v}" for k, v in counts.items()))
     print(f"{'variant':<58}{'ms per step':>12}")
     for name, value in ms.items():
         print(f"{name:<58}{value:>12.2f}")
