@@ -36,7 +36,7 @@ import ml_collections
 import numpy as np
 from absl import app, flags
 
-from benchmarks.timing import median_seconds
+from benchmarks.timing import alternating_median_seconds, median_seconds
 from experiments.configs import demo, demo_acgan, demo_projection, ffhq
 from stylegan_jax import conditional
 from stylegan_jax.data.synthetic_portraits import LABEL_SPEC
@@ -161,7 +161,9 @@ def pass_flops(G, D, state, batch, stage: int, config) -> dict:
 
 
 def run_case(case: str, batch_size: int, repeats: int, dtype: str, peak: float,
-             with_passes: bool, count_only: bool = False) -> dict:
+             with_passes: bool, count_only: bool = False, before_step=None) -> dict:
+    """One case's row. before_step(i), if given, runs (untimed) before each step, warm-up
+    included: bench_peer.py runs the PyTorch peer's iteration there, alternating with ours."""
     config, stage = case_config(case, dtype)
     frozen = ml_collections.FrozenConfigDict(config)
     spec = LABEL_SPEC if config.data.use_labels else None
@@ -196,7 +198,8 @@ def run_case(case: str, batch_size: int, repeats: int, dtype: str, peak: float,
         jax.block_until_ready(metrics)
         holder["state"] = new_state
 
-    step_s = median_seconds(one_step, repeats)
+    step_s = (median_seconds(one_step, repeats) if before_step is None
+              else alternating_median_seconds(one_step, before_step, repeats))
     result = {"case": case, "resolution": f"{height}x{width}", "batch": batch_size, "dtype": dtype,
               "compile_s": compile_s, "step_ms": 1000 * step_s, "images_per_s": batch_size / step_s,
               "gflop_per_step": flops / 1e9, "achieved_gflops": flops / step_s / 1e9,

@@ -17,3 +17,16 @@ def median_seconds(call: Callable[[int], object], repeats: int) -> float:
         call(i)
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def alternating_median_seconds(call: Callable[[int], object], other: Callable[[int], object],
+                               repeats: int) -> float:
+    """median_seconds of call, with other(i) run (untimed here) before each call(i), warm-up
+    included: two programs measured turn about, so a changing machine load hits both alike."""
+    def timed(i):
+        other(i)
+        start = time.perf_counter()
+        call(i)
+        return time.perf_counter() - start
+    timed(0)
+    return statistics.median(timed(i) for i in range(1, repeats + 1))

@@ -14,6 +14,7 @@ PGGAN (arXiv 1710.10196):
   downscale" (tests check this).
 """
 import math
+import os
 from typing import Any, Optional
 
 import flax.linen as nn
@@ -94,6 +95,46 @@ def blur(x, impl: Optional[str] = None):
         x, kernel, (1, 1), "SAME", dimension_numbers=_DIMS, feature_group_count=channels)
 
 
+CONV_IMPL_ENV = "STYLEGAN_JAX_CONV_IMPL"  # "lax" or "matmul": forces conv2d's default
+CONV_IMPLS = ("lax", "matmul")
+
+
+def default_conv_impl() -> str:
+    """conv2d's implementation when none is given: $STYLEGAN_JAX_CONV_IMPL if set, else "matmul"
+    on the CPU backend and "lax" elsewhere. Read when a function is traced, so set it before."""
+    impl = os.environ.get(CONV_IMPL_ENV, "")
+    if impl:
+        if impl not in CONV_IMPLS:
+            raise ValueError(f"${CONV_IMPL_ENV}={impl!r}: choose one of {', '.join(CONV_IMPLS)}")
+        return impl
+    return "matmul" if jax.default_backend() == "cpu" else "lax"
+
+
+def conv2d(x, w, impl: Optional[str] = None):
+    """Stride-1 'SAME' convolution of x [N, H, W, C] with an odd k x k kernel w [k, k, C, O].
+
+    impl="lax": one lax.conv_general_dilated. impl="matmul": im2col, i.e. the k*k shifted views of
+    the zero-padded input side by side ([N*H*W, k*k*C]) times the kernel as a [k*k*C, O] matrix,
+    one dot_general. Its derivatives (autodiff, grad of grad included) are matrix products too,
+    plus pads and slices; XLA:CPU runs those near its matmul speed, while its backward
+    convolutions reach well under half of it, so the CPU backend uses this form (None:
+    default_conv_impl()). Both are plain JAX; tests check that they agree, derivatives included.
+    """
+    impl = impl or default_conv_impl()
+    if impl == "lax":
+        return jax.lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=_DIMS)
+    if impl != "matmul":
+        raise ValueError(f"unknown conv impl {impl!r}: choose one of {', '.join(CONV_IMPLS)}")
+    k, _, c, out = w.shape
+    assert k == w.shape[1] and k % 2 == 1, f"conv2d needs an odd square kernel, got {w.shape}"
+    n, h, width, _ = x.shape
+    r = k // 2
+    p = jnp.pad(x, ((0, 0), (r, r), (r, r), (0, 0))) if r else x
+    cols = jnp.concatenate([p[:, i:i + h, j:j + width] for i in range(k) for j in range(k)], axis=-1)
+    y = cols.reshape(n * h * width, k * k * c) @ w.reshape(k * k * c, out)
+    return y.reshape(n, h, width, out)
+
+
 def upscale(x, factor: int = 2):
     """Nearest-neighbour upsampling by an integer factor on H and W."""
     if factor == 1:
@@ -170,6 +211,7 @@ class EqualizedConv(nn.Module):
     resample: Optional[str] = None  # None, "up" or "down"
     fused: bool = False        # fuse the resampling into the conv (official: smaller side >= 128)
     dtype: Any = jnp.float32   # compute dtype
+    impl: Optional[str] = None  # conv2d's implementation of the unfused conv (None: by backend)
 
     @nn.compact
     def __call__(self, x):
@@ -185,7 +227,7 @@ class EqualizedConv(nn.Module):
         else:
             if self.resample == "up":
                 x = upscale(x)
-            y = jax.lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=_DIMS)
+            y = conv2d(x, w, self.impl)
             if self.resample == "down":
                 y = downscale(y)
         if self.use_bias:

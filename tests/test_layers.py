@@ -42,6 +42,25 @@ def test_blur_implementations_agree_with_second_derivatives():
         layers.blur(x, "fft")
 
 
+@pytest.mark.parametrize("shape,kernel", [((2, 6, 4, 5), 3), ((1, 3, 7, 2), 3), ((2, 5, 5, 3), 1),
+                                          ((1, 6, 5, 2), 5)])
+def test_matmul_conv_equals_lax_conv_with_second_derivatives(shape, kernel):
+    x = _rand(shape)
+    w = _rand((kernel, kernel, shape[-1], 4), 1) / kernel  # keeps tanh off its flat tails
+    weights = _rand((*shape[:3], 4), 2)
+    def loss(impl, x, w):
+        return jnp.sum(jnp.tanh(layers.conv2d(x, w, impl)) * weights)
+    def r1_like(impl, x, w):  # grad of grad, as in R1: the squared norm of the input gradient
+        return jnp.sum(jax.grad(loss, argnums=1)(impl, x, w) ** 2)
+    for fn, tol in ((lambda impl, x, w: layers.conv2d(x, w, impl), 1e-5),
+                    (jax.grad(loss, argnums=(1, 2)), 1e-5), (jax.grad(r1_like, argnums=(1, 2)), 1e-3)):
+        jax.tree_util.tree_map(
+            lambda a, b: np.testing.assert_allclose(a, b, rtol=tol, atol=tol),
+            fn("matmul", x, w), fn("lax", x, w))
+    with pytest.raises(ValueError, match="unknown conv impl"):
+        layers.conv2d(x, w, "fft")
+
+
 def test_up_and_downscale_match_naive_loops():
     x = np.asarray(_rand((2, 3, 5, 2)))
     up = np.asarray(layers.upscale(jnp.asarray(x)))
