@@ -13,8 +13,10 @@ PGGAN (arXiv 1710.10196):
   conv); both are exact rewrites of "nearest upscale then 3x3 conv" and "3x3 conv then 2x2 box
   downscale" (tests check this).
 """
+import contextlib
 import math
 import os
+import threading
 from typing import Any, Optional
 
 import flax.linen as nn
@@ -99,14 +101,35 @@ CONV_IMPL_ENV = "STYLEGAN_JAX_CONV_IMPL"  # "lax" or "matmul": forces conv2d's d
 CONV_IMPLS = ("lax", "matmul")
 
 
+_SCOPE = threading.local()  # .impl: the conv implementation a conv_impl_scope sets
+
+
+@contextlib.contextmanager
+def conv_impl_scope(impl: str):
+    """Within the block (in this thread), conv2d defaults to `impl`: e.g. an exported graph should
+    hold plain convolutions (one Conv node each) whatever the backend that traces it."""
+    if impl not in CONV_IMPLS:
+        raise ValueError(f"unknown conv impl {impl!r}: choose one of {', '.join(CONV_IMPLS)}")
+    previous = getattr(_SCOPE, "impl", None)
+    _SCOPE.impl = impl
+    try:
+        yield
+    finally:
+        _SCOPE.impl = previous
+
+
 def default_conv_impl() -> str:
-    """conv2d's implementation when none is given: $STYLEGAN_JAX_CONV_IMPL if set, else "matmul"
-    on the CPU backend and "lax" elsewhere. Read when a function is traced, so set it before."""
+    """conv2d's implementation when none is given: $STYLEGAN_JAX_CONV_IMPL if set, else the
+    innermost conv_impl_scope's, else "matmul" on the CPU backend and "lax" elsewhere. Read when a
+    function is traced, so set it before."""
     impl = os.environ.get(CONV_IMPL_ENV, "")
     if impl:
         if impl not in CONV_IMPLS:
             raise ValueError(f"${CONV_IMPL_ENV}={impl!r}: choose one of {', '.join(CONV_IMPLS)}")
         return impl
+    scoped = getattr(_SCOPE, "impl", None)
+    if scoped:
+        return scoped
     return "matmul" if jax.default_backend() == "cpu" else "lax"
 
 

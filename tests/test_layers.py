@@ -143,3 +143,21 @@ def test_noise_injection_is_per_channel():
     noise = jnp.ones((1, 2, 2, 1))
     out = layers.NoiseInjection().apply({"params": {"weight": jnp.array([1.0, 0.0, -2.0])}}, x, noise)
     np.testing.assert_array_equal(out[0, 0, 0], [1.0, 0.0, -2.0])
+
+
+def test_conv_impl_scope_sets_the_default_and_the_environment_wins(monkeypatch):
+    monkeypatch.delenv(layers.CONV_IMPL_ENV, raising=False)
+    backend_default = "matmul" if jax.default_backend() == "cpu" else "lax"
+    assert layers.default_conv_impl() == backend_default
+    with layers.conv_impl_scope("lax"):
+        assert layers.default_conv_impl() == "lax"
+        with layers.conv_impl_scope("matmul"):
+            assert layers.default_conv_impl() == "matmul"
+        assert layers.default_conv_impl() == "lax"
+        monkeypatch.setenv(layers.CONV_IMPL_ENV, "matmul")
+        assert layers.default_conv_impl() == "matmul"
+    monkeypatch.delenv(layers.CONV_IMPL_ENV)
+    assert layers.default_conv_impl() == backend_default
+    with pytest.raises(ValueError, match="choose one of lax, matmul"):
+        with layers.conv_impl_scope("cudnn"):
+            pass
