@@ -6,6 +6,7 @@ Every file is written to a temporary name in the same folder and renamed (atomic
 a folder that already holds one (nothing is overwritten).
 """
 import base64
+import dataclasses
 import io
 import itertools
 import json
@@ -193,13 +194,15 @@ def attribute_spectrum(explorer, direction: Direction, seed: int, strengths: Seq
 
 def interpolation_frames(explorer, seeds: Sequence[int], num_frames: int,
                          out_dir: Optional[str] = None, *, space: str = "w", psi: float = 1.0,
-                         chunk: Optional[int] = None, progress: Optional[Callable] = None
-                         ) -> Tuple[np.ndarray, np.ndarray]:
+                         chunk: Optional[int] = None, progress: Optional[Callable] = None,
+                         recipe: Optional[Recipe] = None) -> Tuple[np.ndarray, np.ndarray]:
     """A walk through the seeds' latents (lerp in W or slerp in Z), num_frames per leg;
-    written as frames + settings.json when out_dir is given. Returns (uint8 frames, their w).
+    written as frames + settings.json when out_dir is given. Returns (uint8 frames, their w
+    before the recipe).
 
     chunk: synthesize this many frames per call (the last call padded to the same size, so one
-    program serves all), calling progress(frames done, total) after each; None = all at once."""
+    program serves all), calling progress(frames done, total) after each; None = all at once.
+    recipe: applied to every frame (its located edits follow the part along the walk)."""
     if space not in ("w", "z"):
         raise ValueError(f"unknown interpolation space {space!r}: choose 'w' or 'z'")
     if len(seeds) < 2 or num_frames < 2:
@@ -218,7 +221,9 @@ def interpolation_frames(explorer, seeds: Sequence[int], num_frames: int,
     for start in range(0, len(ws), step):
         part = ws[start:start + step]
         padded = np.concatenate([part, np.repeat(part[-1:], step - len(part), axis=0)])
-        images.append(explorer.synthesize(padded).uint8[:len(part)])
+        rendering = (explorer.synthesize(padded) if recipe is None
+                     else apply_recipe(explorer, recipe, padded)[0])
+        images.append(rendering.uint8[:len(part)])
         if progress is not None:
             progress(start + len(part), len(ws))
     images = np.concatenate(images)
@@ -232,15 +237,26 @@ def interpolation_frames(explorer, seeds: Sequence[int], num_frames: int,
 
 
 def oscillation_frames(explorer, recipe: Recipe, w, num_frames: int = 24, *, low: float = 0.0,
-                       high: float = 1.0, progress: Optional[Callable] = None) -> np.ndarray:
+                       high: float = 1.0, progress: Optional[Callable] = None,
+                       only: Optional[str] = None) -> np.ndarray:
     """An edit's amount going low -> high -> low over num_frames (a talking mouth): uint8 frames.
-    progress(frames done, total) is called after each frame when given."""
+    progress(frames done, total) is called after each frame when given. only: the name of the
+    edits / directions that move; the rest of the recipe stays as it is (None: all of it moves)."""
     phase = np.arange(num_frames) / num_frames
     scales = low + (high - low) * 0.5 * (1 - np.cos(2 * np.pi * phase))
     w = explorer.check_w(w)[:1]
     frames = []
     for s in tqdm(scales, desc="frames", leave=False):
-        frames.append(apply_recipe(explorer, recipe, w, amount_scale=float(s))[0].uint8)
+        if only is None:
+            rendering, _ = apply_recipe(explorer, recipe, w, amount_scale=float(s))
+        else:
+            scaled = dataclasses.replace(
+                recipe, edits=[e.with_amount(e.amount * s) if e.name == only else e
+                               for e in recipe.edits],
+                directions=[dataclasses.replace(d, strength=d.strength * s) if d.name == only
+                            else d for d in recipe.directions])
+            rendering, _ = apply_recipe(explorer, scaled, w)
+        frames.append(rendering.uint8)
         if progress is not None:
             progress(len(frames), num_frames)
     return np.concatenate(frames)
