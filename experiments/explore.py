@@ -6,7 +6,9 @@
     python -m experiments.explore --host=0.0.0.0 --allow_host=mybox.local   # from other machines
 
 --workdir uses its newest checkpoint; --checkpoint takes a step directory
-(<workdir>/checkpoints/<step>) or an exported .npz. The API is described at /docs (see
+(<workdir>/checkpoints/<step>) or an exported .npz. Ready-made edits beside the model (X.npz:
+X_edits.json, explore.recipe.ready_edits_path) become the sliders of the page's "Make a
+character" panel. The API is described at /docs (see
 stylegan_jax/explore/server.py).
 """
 import os
@@ -65,6 +67,7 @@ def main(argv):
         # pylint: disable=import-outside-toplevel  (keep --help and flag errors fast)
         from stylegan_jax.explore import Explorer, project
         from stylegan_jax.explore.model import load_networks
+        from stylegan_jax.explore.recipe import load_ready_edits
         from stylegan_jax.explore.server import serve
         detector = None
         if _DETECTOR.value:
@@ -75,7 +78,8 @@ def main(argv):
                                          discriminator, lpips_path=_LPIPS.value)
         explorer = Explorer(bundle, noise_mode=_NOISE.value, warm_up=_WARM_UP.value)
         serve(explorer, _HOST.value, _PORT.value, open_browser=_OPEN.value,
-              allow_hosts=_ALLOW_HOST.value, distance=distance, face_detector=detector)
+              allow_hosts=_ALLOW_HOST.value, distance=distance, face_detector=detector,
+              ready_edits=load_ready_edits(path, explorer))
     except (ValueError, FileNotFoundError, OSError, ImportError) as e:
         exit_with_error(e)
 

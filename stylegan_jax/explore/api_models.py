@@ -283,7 +283,8 @@ class LoadPngRequest(Model):
 
 class ExportRequest(LatentFields):
     """png: the latent (seed or w) rendered with the recipe; gif / mp4: an "oscillation" (the
-    recipe's amount low -> high -> low on the latent) or an "interpolation" through `seeds`."""
+    recipe's amount low -> high -> low on the latent; with `oscillate`, only that edit's or
+    direction's, the rest held) or an "interpolation" through `seeds` (the recipe on every frame)."""
     kind: Literal["png", "gif", "mp4"]
     recipe: RecipeArg = None
     noise_mode: Optional[NoiseMode] = None
@@ -295,6 +296,8 @@ class ExportRequest(LatentFields):
     scale: Annotated[int, Field(strict=True, ge=1, le=MAX_SCALE)] = 1
     low: Scale = 0.0
     high: Scale = 1.0
+    oscillate: Optional[Name] = Field(None, description="oscillation: the name of the one edit or "
+                                      "direction to animate (default: the whole recipe)")
 
 
 class ProjectRequest(Model):
@@ -330,6 +333,11 @@ class Info(BaseModel):
     max_scale: int
     projection: Dict[str, Any] = Field(description="the projector's distance, max_steps and "
                                                    "whether the face crop is available")
+
+
+class ReadyEdits(BaseModel):
+    recipe: Optional[RecipeJSON] = Field(description="the model's ready-made sliders (directions "
+                                         "and edits at strength / amount 1), or null: none")
 
 
 class Images(BaseModel):

@@ -127,11 +127,13 @@ class Api:
     serialises its own synthesis, so a long export (which renders frame by frame) lets quick
     renders in between."""
 
-    def __init__(self, explorer, distance=None, face_detector=None):
+    def __init__(self, explorer, distance=None, face_detector=None, ready_edits=None):
         """distance: the projector's project.Distance (None: the pixel distance);
         face_detector: a prep.crops detector for projections' face crop (None: the face crop is
-        unavailable)."""
+        unavailable); ready_edits: the model's ready-made edits, a Recipe (recipe.load_ready_edits)
+        or None."""
         self.ex = explorer
+        self.ready = None if ready_edits is None else ready_edits.check(explorer)
         self.distance = distance or project.pixel_distance()
         self.face_detector = face_detector
         self._projectors = {}            # (space, steps) -> project.Projector
@@ -225,6 +227,12 @@ class Api:
                     projection={"distance": self.distance.name,
                                 "max_steps": m.MAX_PROJECT_STEPS,
                                 "face_crop": self.face_detector is not None})
+
+    def ready_edits(self) -> dict:
+        """GET /api/ready_edits: the model's ready-made sliders as one recipe (directions: attribute
+        sliders, strength 1 = the found vector; edits: local edits, amount 1 = the found amount),
+        or null for a model without them."""
+        return {"recipe": None if self.ready is None else self.ready.to_json()}
 
     def gallery(self, req: m.GalleryRequest) -> dict:
         """Random samples of the seeds."""
@@ -434,10 +442,10 @@ class Api:
         """Checks an export now and returns work(progress) -> (filename, mime, bytes).
 
         png: the rendered latent + recipe, with the latent's w (before the recipe) and the recipe
-        in its metadata (media.save_png). gif/mp4: animation "oscillation" (the recipe's amount
-        going low -> high -> low on the latent) or "interpolation" (a walk through `seeds`,
-        `frames` per leg, truncated by psi toward `center`, every frame edited by the recipe),
-        at `fps`, enlarged `scale` times."""
+        in its metadata (media.save_png). gif/mp4: animation "oscillation" (the recipe's amount,
+        or only that of the edit or direction named `oscillate`, going low -> high -> low on the
+        latent) or "interpolation" (a walk through `seeds`, `frames` per leg, truncated by psi
+        toward `center`, every frame edited by the recipe), at `fps`, enlarged `scale` times."""
         recipe = self.recipe_of(req.recipe)
         if req.kind == "png":
             w = self.latent(req, "export")
@@ -453,6 +461,10 @@ class Api:
         else:
             if not recipe.edits and not recipe.directions:
                 raise ValueError("an oscillation animates the recipe's edits: add an edit first")
+            named = [x.name for x in recipe.edits + recipe.directions]
+            if req.oscillate is not None and req.oscillate not in named:
+                raise ValueError(f"field 'oscillate': the recipe has no edit or direction named "
+                                 f"{req.oscillate!r} (it has {', '.join(map(repr, named))})")
             total, name, w = req.frames, "oscillation", self.latent(req, "export")
         if total > m.MAX_FRAMES:
             raise ValueError(f"too many frames: at most {m.MAX_FRAMES} in all")
@@ -471,7 +483,8 @@ class Api:
                     progress=progress)
             else:
                 frames = media.oscillation_frames(self.ex, recipe, w, req.frames, low=req.low,
-                                                  high=req.high, progress=progress)
+                                                  high=req.high, progress=progress,
+                                                  only=req.oscillate)
             return self._animation_file(req, frames, name)
         return work
 

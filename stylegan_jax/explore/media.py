@@ -6,6 +6,7 @@ Every file is written to a temporary name in the same folder and renamed (atomic
 a folder that already holds one (nothing is overwritten).
 """
 import base64
+import dataclasses
 import io
 import itertools
 import json
@@ -242,15 +243,26 @@ def interpolation_frames(explorer, seeds: Sequence[int], num_frames: int,
 
 
 def oscillation_frames(explorer, recipe: Recipe, w, num_frames: int = 24, *, low: float = 0.0,
-                       high: float = 1.0, progress: Optional[Callable] = None) -> np.ndarray:
+                       high: float = 1.0, progress: Optional[Callable] = None,
+                       only: Optional[str] = None) -> np.ndarray:
     """An edit's amount going low -> high -> low over num_frames (a talking mouth): uint8 frames.
-    progress(frames done, total) is called after each frame when given."""
+    progress(frames done, total) is called after each frame when given. only: the name of the
+    edits / directions that move; the rest of the recipe stays as it is (None: all of it moves)."""
     phase = np.arange(num_frames) / num_frames
     scales = low + (high - low) * 0.5 * (1 - np.cos(2 * np.pi * phase))
     w = explorer.check_w(w)[:1]
     frames = []
     for s in tqdm(scales, desc="frames", leave=False):
-        frames.append(apply_recipe(explorer, recipe, w, amount_scale=float(s))[0].uint8)
+        if only is None:
+            rendering, _ = apply_recipe(explorer, recipe, w, amount_scale=float(s))
+        else:
+            scaled = dataclasses.replace(
+                recipe, edits=[e.with_amount(e.amount * s) if e.name == only else e
+                               for e in recipe.edits],
+                directions=[dataclasses.replace(d, strength=d.strength * s) if d.name == only
+                            else d for d in recipe.directions])
+            rendering, _ = apply_recipe(explorer, scaled, w)
+        frames.append(rendering.uint8)
         if progress is not None:
             progress(len(frames), num_frames)
     return np.concatenate(frames)

@@ -13,10 +13,15 @@
 `Recipe.from_json` checks the structure and types and raises a one-line ValueError naming the bad
 field; `Recipe.check(explorer)` checks it against a model (layers, channel ranges, mask shapes).
 `apply_recipe` applies one to any w: directions first, then the located, summed feature-map edits.
+
+Ready-made edits: a model file X.npz may have a recipe beside it, X_edits.json
+(`ready_edits_path`; experiments/bundle_edits.py writes the bundled demo model's), whose
+directions and edits the explorer offers as sliders (`load_ready_edits`).
 """
 import dataclasses
 import json
 import math
+import os
 from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
@@ -25,7 +30,7 @@ from stylegan_jax.explore.edits import (Edit, contrast_signs, edit_deltas, forma
                                         parse_channels)
 from stylegan_jax.explore.latent import Direction, apply_directions
 from stylegan_jax.explore.locate import Locator, place_mask
-from stylegan_jax.utils import parse_json
+from stylegan_jax.utils import parse_json, read_json
 
 FORMAT = "stylegan_jax.recipe"
 VERSION = 1
@@ -247,3 +252,23 @@ def apply_to_seeds(explorer, recipe: Recipe, seeds: Sequence[int], *, psi: float
     """The recipe on a batch of seeds' w; returns (Rendering, edited w)."""
     w = explorer.w_from_seeds(seeds, psi=psi, center=center)
     return apply_recipe(explorer, recipe, w, amount_scale=amount_scale, **synthesis_kwargs)
+
+
+def ready_edits_path(model_path: str) -> str:
+    """Where a model file's ready-made edits sit: X.npz -> X_edits.json (a workdir: edits.json in it)."""
+    if os.path.isdir(model_path):
+        return os.path.join(model_path, "edits.json")
+    return os.path.splitext(model_path)[0] + "_edits.json"
+
+
+def load_ready_edits(model_path: str, explorer) -> Optional[Recipe]:
+    """The ready-made edits beside a model (ready_edits_path) checked against the explorer's
+    model, or None when there is no such file; ValueError naming the file when it does not fit."""
+    path = ready_edits_path(model_path)
+    if not os.path.isfile(path):
+        return None
+    try:
+        return Recipe.from_json(read_json(path, path), explorer).check(explorer)
+    except ValueError as e:
+        raise ValueError(f"{path}: {e} (remove the file or write it again with "
+                         f"python -m experiments.bundle_edits)") from None

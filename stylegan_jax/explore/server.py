@@ -7,8 +7,8 @@
     with serving_in_background(make_server(explorer, port=0)) as server:   # tests: a free port
         ...                                                # (stylegan_jax.serving)
 
-GET / serves static/index.html (and static/*.js, *.css); GET /api/info and POST /api/<name> call
-handlers.Api; api_models.py describes every request and reply, published as OpenAPI at
+GET / serves static/index.html (and static/*.js, *.css); GET /api/info, GET /api/ready_edits
+(the model's ready-made sliders) and POST /api/<name> call handlers.Api; api_models.py describes every request and reply, published as OpenAPI at
 /openapi.json and browsable at /docs (Swagger UI from the fastapi-offline package's files, served
 from here: nothing is downloaded). Long work runs as a job: POST /api/jobs/export,
 /api/jobs/apply_to_seeds, /api/jobs/sweep (seeds x amounts of one edit) or /api/jobs/project
@@ -260,6 +260,11 @@ def create_app(api: Api, jobs: JobQueue, hosts, url: str) -> FastAPI:
         """The model (layers, sizes, provenance with file names only) and the API's limits."""
         return check_finite(api.info())
 
+    @app.get("/api/ready_edits", response_model=m.ReadyEdits, responses=_ERRORS)
+    def ready_edits():
+        """The model's ready-made sliders (a recipe), or null."""
+        return check_finite(api.ready_edits())
+
     for name, (request_model, reply_model) in _QUICK.items():
         app.post(f"/api/{name}", response_model=reply_model, responses=_ERRORS)(
             _endpoint(getattr(api, name), request_model, name))
@@ -350,11 +355,11 @@ class ExplorerServer:
     shutdown() (from another thread), server_close()."""
 
     def __init__(self, explorer, host: str = "127.0.0.1", port: int = 0, allow_hosts=(),
-                 distance=None, face_detector=None):
+                 distance=None, face_detector=None, ready_edits=None):
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.socket = socket.create_server((host, int(port)), family=family)
         self.server_address = self.socket.getsockname()[:2]
-        self.api = Api(explorer, distance, face_detector)
+        self.api = Api(explorer, distance, face_detector, ready_edits)
         self.jobs = JobQueue()
         self.app = create_app(self.api, self.jobs, allowed_hosts(self.server_address[1], allow_hosts),
                               self.url)
@@ -395,16 +400,17 @@ class ExplorerServer:
 
 
 def make_server(explorer, host: str = "127.0.0.1", port: int = 0, allow_hosts=(),
-                distance=None, face_detector=None) -> ExplorerServer:
+                distance=None, face_detector=None, ready_edits=None) -> ExplorerServer:
     """A server for `explorer` bound to host:port (0 = a free port); call serve_forever().
     allow_hosts: more Host names it answers to (besides 127.0.0.1, localhost and [::1]);
-    distance, face_detector: for projecting uploaded images (handlers.Api)."""
-    return ExplorerServer(explorer, host, port, allow_hosts, distance, face_detector)
+    distance, face_detector: for projecting uploaded images; ready_edits: the model's
+    ready-made sliders (handlers.Api)."""
+    return ExplorerServer(explorer, host, port, allow_hosts, distance, face_detector, ready_edits)
 
 
 def serve(explorer, host: str = "127.0.0.1", port: int = 8000, open_browser: bool = False,
-          allow_hosts=(), distance=None, face_detector=None):
+          allow_hosts=(), distance=None, face_detector=None, ready_edits=None):
     """Serves the explorer until Ctrl-C."""
-    server = make_server(explorer, host, port, allow_hosts, distance, face_detector)
+    server = make_server(explorer, host, port, allow_hosts, distance, face_detector, ready_edits)
     serve_until_interrupted(server, f"explorer at {server.url} (Ctrl-C to stop; API: "
                                     f"{server.url}docs)", server.url if open_browser else "")

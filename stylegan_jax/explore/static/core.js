@@ -19,18 +19,23 @@ export const state = {
 };
 
 // ------------------------------------------------------------------ plumbing
-export async function api(name, body) {
+// Errors show in the header's #error unless a call passes its own show(message, error) (the guided
+// panel, guide.js, shows each beside the control that caused it); "" clears. A failed call's
+// error carries the reply's per-field "detail" when there is one.
+const showInHeader = (message) => { $("#error").textContent = message; };
+
+export async function api(name, body, show = showInHeader) {
   const options = body === undefined ? {} : {method: "POST", headers: {"Content-Type": "application/json"},
                                               body: JSON.stringify(body)};
   setBusy(1);
   try {
     const response = await fetch("/api/" + name, options);
     const data = await response.json();
-    if (!response.ok) throw new Error(data.error || response.statusText);
-    $("#error").textContent = "";
+    if (!response.ok) throw Object.assign(new Error(data.error || response.statusText), {detail: data.detail});
+    show("");
     return data;
   } catch (e) {
-    $("#error").textContent = e.message;  // (the header stays in view: see style.css)
+    show(e.message, e);
     throw e;
   } finally {
     setBusy(-1);
@@ -95,11 +100,10 @@ export function debounce(fn, ms) {
 }
 
 // Long work (exports, seed grids) runs as a job on the server: POST /api/jobs/<kind> starts it,
-// GET /api/jobs/<id> reports progress (shown in #job-progress), the result is fetched when done.
-// Returns the result's Response.
-export async function runJob(kind, body) {
-  const job = await api("jobs/" + kind, body);
-  const progress = $("#job-progress");
+// GET /api/jobs/<id> reports progress (shown in #job-progress, or the given progress element), the
+// result is fetched when done. Returns the result's Response.
+export async function runJob(kind, body, {show = showInHeader, progress = $("#job-progress")} = {}) {
+  const job = await api("jobs/" + kind, body, show);
   setBusy(1);
   try {
     let state = job;
@@ -112,10 +116,10 @@ export async function runJob(kind, body) {
     }
     const response = await fetch("/api/jobs/" + job.id + "/result");
     if (!response.ok) throw new Error((await response.json()).error || response.statusText);
-    $("#error").textContent = "";
+    show("");
     return response;
   } catch (e) {
-    $("#error").textContent = e.message;
+    show(e.message, e);
     throw e;
   } finally {
     progress.hidden = true;
