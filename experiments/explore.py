@@ -76,10 +76,10 @@ def main(argv):
         bundle, discriminator = load_networks(path)
         distance = project.make_distance("lpips" if _LPIPS.value else _DISTANCE.value,
                                          discriminator, lpips_path=_LPIPS.value)
-        explorer = Explorer(bundle, noise_mode=_NOISE.value, warm_up=_WARM_UP.value)
+        explorer = Explorer(bundle, noise_mode=_NOISE.value)
         serve(explorer, _HOST.value, _PORT.value, open_browser=_OPEN.value,
               allow_hosts=_ALLOW_HOST.value, distance=distance, face_detector=detector,
-              ready_edits=load_ready_edits(path, explorer))
+              ready_edits=load_ready_edits(path, explorer), warm_up=_WARM_UP.value)
     except (ValueError, FileNotFoundError, OSError, ImportError) as e:
         exit_with_error(e)
 

@@ -158,6 +158,12 @@ def test_conv_impl_scope_sets_the_default_and_the_environment_wins(monkeypatch):
         assert layers.default_conv_impl() == "matmul"
     monkeypatch.delenv(layers.CONV_IMPL_ENV)
     assert layers.default_conv_impl() == backend_default
+    # On the CPU, small convolutions keep lax.conv (im2col's copies outweigh its gain there).
+    small, large = layers.MATMUL_MIN_CHANNELS // 2, layers.MATMUL_MIN_CHANNELS
+    assert layers.default_conv_impl(small) == "lax"
+    assert layers.default_conv_impl(large) == backend_default
+    with layers.conv_impl_scope("matmul"):
+        assert layers.default_conv_impl(small) == "matmul"
     with pytest.raises(ValueError, match="choose one of lax, matmul"):
         with layers.conv_impl_scope("cudnn"):
             pass

@@ -409,8 +409,13 @@ def make_server(explorer, host: str = "127.0.0.1", port: int = 0, allow_hosts=()
 
 
 def serve(explorer, host: str = "127.0.0.1", port: int = 8000, open_browser: bool = False,
-          allow_hosts=(), distance=None, face_detector=None, ready_edits=None):
-    """Serves the explorer until Ctrl-C."""
+          allow_hosts=(), distance=None, face_detector=None, ready_edits=None,
+          warm_up: bool = False):
+    """Serves the explorer until Ctrl-C; warm_up: compile the common programs in the background
+    once the socket is bound (Explorer.start_warm_up), so that the warm-up's tracing does not
+    delay the server's own start."""
     server = make_server(explorer, host, port, allow_hosts, distance, face_detector, ready_edits)
+    if warm_up:
+        explorer.start_warm_up()
     serve_until_interrupted(server, f"explorer at {server.url} (Ctrl-C to stop; API: "
                                     f"{server.url}docs)", server.url if open_browser else "")
