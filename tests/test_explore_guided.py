@@ -19,21 +19,9 @@ from stylegan_jax.explore.model import DEMO_GENERATOR
 from stylegan_jax.explore.recipe import load_ready_edits
 from stylegan_jax.explore.server import make_server
 from stylegan_jax.serving import serving_in_background
+from test_explore_browser import TIMEOUT_MS, browser  # noqa: F401  pylint: disable=unused-import  (skips as it does)
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-TIMEOUT_MS = 120_000  # the first call of each kind compiles (slow on a loaded CPU)
 SCREENSHOTS = os.environ.get("STYLEGAN_JAX_GUIDE_SCREENSHOTS")
-
-if os.environ.get("STYLEGAN_JAX_REQUIRE_BROWSER") == "1":
-    assert os.path.exists(CHROMIUM), f"{CHROMIUM} is missing: apt-get install chromium"
-    from playwright import sync_api  # pylint: disable=ungrouped-imports
-else:
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)", allow_module_level=True)
-    sync_api = pytest.importorskip("playwright.sync_api",
-                                   reason="playwright is not installed (pip install playwright)")
 
 
 @pytest.fixture(scope="module")
@@ -42,14 +30,6 @@ def server():
     with serving_in_background(make_server(explorer, port=0,
                                            ready_edits=load_ready_edits(DEMO_GENERATOR, explorer))) as srv:
         yield srv
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture
