@@ -7,10 +7,12 @@ X_edits.json, recipe.ready_edits_path) and shows them as the sliders of its "Mak
 panel. This command makes that file for the bundled demo generator:
 
 * Attribute sliders: attribute vectors (explore.latent.attribute_vector: mean w with minus mean w
-  without) from the shipped attribute classifier's verdicts on --num_w generated portraits
-  (seeds from 0, psi 1): one per class of each multi-class attribute (hair and eye colour: the
-  portraits judged that class against the rest) and one per two-class attribute (mouth open,
-  hairband). Strength 1 moves a portrait by the whole difference of the means.
+  without, holding the other attributes' judged classes fixed as controls, so that a slider for
+  eye colour does not also carry the hair colours that come with it in the samples) from the
+  shipped attribute classifier's verdicts on --num_w generated portraits (seeds from 0, psi 1):
+  one per class of each multi-class attribute (hair and eye colour: the portraits judged that
+  class against the rest) and one per two-class attribute (mouth open, hairband). Strength 1
+  moves a portrait by the whole (controlled) difference of the means.
 * Local edits: "open mouth" and "add hairband", found from two labelled examples on the model as
   benchmarks/bench_edits.py finds them (find_recipe with its defaults; its README section "Edits
   from two examples" measures them). Amount 1 is the found amount.
@@ -18,7 +20,9 @@ panel. This command makes that file for the bundled demo generator:
 Every slider is checked before it is written: at +1, on --check_seeds seeds judged WITHOUT its
 attribute (seeds from CHECK_FIRST_SEED, held out from both steps above), the classifier's
 probability of the attribute must rise on at least 3/4 of them, and its mean by at least 0.1
-(MIN_RISE). Sliders that fail are left out
+(MIN_RISE); the table also gives on how many of them every other attribute keeps its judged
+class (a slider that recolours the hair while opening the mouth shows there). Sliders that fail
+are left out
 and named in the printed table (tests/test_explore_ready_edits.py repeats the check on the file).
 """
 import os
@@ -80,7 +84,8 @@ def seeds_without(explorer, judge, attribute: str, k: int, count: int, first: in
 
 def check_slider(explorer, judge, recipe, name: str, attribute: str, k: int, count: int):
     """(share of `count` seeds judged without the attribute on which slider `name` at +1 raises
-    its probability, mean probability before, after)."""
+    its probability, mean probability before, after, share of them on which every other
+    attribute keeps its judged class)."""
     # pylint: disable=import-outside-toplevel
     import numpy as np
     from stylegan_jax.explore.recipe import Recipe, apply_recipe
@@ -88,13 +93,18 @@ def check_slider(explorer, judge, recipe, name: str, attribute: str, k: int, cou
     w = explorer.w_from_seeds(seeds)
     one = Recipe([e for e in recipe.edits if e.name == name], recipe.locators,
                  [d for d in recipe.directions if d.name == name])
-    before = probability(judge, explorer.synthesize(w).images, attribute, k)
-    after = probability(judge, apply_recipe(explorer, one, w)[0].images, attribute, k)
-    return float(np.mean(after > before)), float(before.mean()), float(after.mean())
+    judged_before = judge(explorer.synthesize(w).images)
+    judged_after = judge(apply_recipe(explorer, one, w)[0].images)
+    before, after = judged_before[attribute][:, k], judged_after[attribute][:, k]
+    kept = np.all([np.argmax(judged_before[a], axis=1) == np.argmax(judged_after[a], axis=1)
+                   for a in judged_before if a != attribute], axis=0)
+    return (float(np.mean(after > before)), float(before.mean()), float(after.mean()),
+            float(np.mean(kept)))
 
 
 def make_ready_edits(explorer, judge, num_w: int, check_seeds: int):
-    """(the checked Recipe, rows of the table: (name, kind, share, before, after, kept))."""
+    """(the checked Recipe, rows of the table: (name, kind, share, before, after, others kept,
+    kept))."""
     # pylint: disable=import-outside-toplevel
     import numpy as np
     from benchmarks.bench_edits import find_recipe
@@ -109,13 +119,16 @@ def make_ready_edits(explorer, judge, num_w: int, check_seeds: int):
             probabilities.setdefault(attribute, []).append(p)
     recipe = Recipe(name="ready-made edits")
     names = slider_attributes(judge.spec)
+    classes = {a: np.argmax(np.concatenate(p), axis=1) for a, p in probabilities.items()}
     for name, (attribute, k) in names.items():
         if name in LOCAL_EDITS.values():
             continue
-        judged = np.argmax(np.concatenate(probabilities[attribute]), axis=1) == k
+        judged = classes[attribute] == k
         if judged.sum() < 10 or (~judged).sum() < 10:  # too few portraits judged either way
             continue
-        recipe.directions.append(Direction(attribute_vector(w, judged), 1.0, None, name))
+        others = np.stack([classes[a] for a in sorted(classes) if a != attribute], axis=1)
+        recipe.directions.append(Direction(attribute_vector(w, judged, controls=others), 1.0,
+                                           None, name))
     for attribute, name in LOCAL_EDITS.items():
         try:
             found, _ = find_recipe(explorer, judge, attribute)
@@ -128,10 +141,10 @@ def make_ready_edits(explorer, judge, num_w: int, check_seeds: int):
     rows, kept = [], Recipe(locators={}, name=recipe.name)
     for kind, item in [("direction", d) for d in recipe.directions] + [("edit", e) for e in recipe.edits]:
         attribute, k = names[item.name]
-        share, before, after = check_slider(explorer, judge, recipe, item.name, attribute, k,
-                                            check_seeds)
+        share, before, after, others = check_slider(explorer, judge, recipe, item.name,
+                                                    attribute, k, check_seeds)
         ok = share >= PASS_SHARE and after - before >= MIN_RISE
-        rows.append((item.name, kind, share, before, after, ok))
+        rows.append((item.name, kind, share, before, after, others, ok))
         if ok and kind == "direction":
             kept.directions.append(item)
         elif ok:
@@ -158,9 +171,11 @@ def main(argv):
         write_text_atomically(out, recipe.dumps() + "\n")  # compact: vectors and masks
     except (FileNotFoundError, ValueError) as e:
         exit_with_error(e)
-    print(f"{'slider':<16}{'kind':<11}{'rises on':>9}{'p before':>10}{'p after':>9}  kept")
-    for name, kind, share, before, after, ok in rows:
-        print(f"{name:<16}{kind:<11}{share:>9.0%}{before:>10.2f}{after:>9.2f}  {'yes' if ok else 'no'}")
+    print(f"{'slider':<16}{'kind':<11}{'rises on':>9}{'p before':>10}{'p after':>9}"
+          f"{'others kept':>13}  kept")
+    for name, kind, share, before, after, others, ok in rows:
+        print(f"{name:<16}{kind:<11}{share:>9.0%}{before:>10.2f}{after:>9.2f}{others:>13.0%}  "
+              f"{'yes' if ok else 'no'}")
     print(f"wrote {out} ({os.path.getsize(out) / 1024:.0f} KB)")
 
 

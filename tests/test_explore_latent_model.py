@@ -141,3 +141,24 @@ def test_loads_the_ema_generator_of_a_training_workdir(tmp_path):
             np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
     with pytest.raises(FileNotFoundError, match="no config.json"):
         load_generator(str(tmp_path))
+
+
+def test_attribute_vector_with_controls_removes_a_confounded_attribute():
+    # w = 3 e0 (mouth) + 5 e1 (one hair colour of three) + noise, where open mouths mostly come
+    # with that hair colour: the plain difference of means carries the hair as well; held fixed
+    # as a control, the vector is the mouth's own offset.
+    rng = np.random.default_rng(0)
+    n = 4000
+    hair = rng.integers(0, 3, n)
+    mouth = np.where(hair == 2, rng.random(n) < 0.8, rng.random(n) < 0.2)
+    w = (3.0 * mouth[:, None] * np.eye(4)[0] + 5.0 * (hair == 2)[:, None] * np.eye(4)[1]
+         + 0.1 * rng.standard_normal((n, 4))).astype(np.float32)
+    plain = attribute_vector(w, mouth)
+    assert plain[1] > 1.5  # confounded: the hair's offset leaks in
+    controlled = attribute_vector(w, mouth, controls=hair)
+    np.testing.assert_allclose(controlled, [3, 0, 0, 0], atol=0.02)
+    # With constant controls the fit is the plain difference of means.
+    np.testing.assert_allclose(attribute_vector(w, mouth, controls=np.zeros((n, 1), int)), plain,
+                               rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="cannot be told apart"):
+        attribute_vector(w, mouth, controls=mouth.astype(int))

@@ -40,8 +40,15 @@ def slerp_z(z0, z1, t) -> np.ndarray:
     return out.astype(np.float32)
 
 
-def attribute_vector(w, has_attribute) -> np.ndarray:
-    """Mean w (layer 0) of images with the attribute minus the mean of the others: [dlatent]."""
+def attribute_vector(w, has_attribute, controls=None) -> np.ndarray:
+    """Mean w (layer 0) of images with the attribute minus the mean of the others: [dlatent].
+
+    controls: other attributes' classes [N] or [N, M] (ints, one column per attribute) to hold
+    fixed. Attributes that come together in the samples (hair colour with eye colour, say) make
+    the plain difference of means move both; with controls the vector is the attribute's
+    coefficient in a least-squares fit of w on the attribute and every control's classes (one
+    indicator per class but the first), the difference of means within groups of equal
+    controls. With no controls that fit gives exactly the difference of means."""
     w = np.asarray(w, np.float32)
     w = w[:, 0] if w.ndim == 3 else w
     has = np.asarray(has_attribute, bool)
@@ -50,7 +57,22 @@ def attribute_vector(w, has_attribute) -> np.ndarray:
     if has.all() or not has.any():
         raise ValueError(f"an attribute vector needs images with and without the attribute; "
                          f"got {int(has.sum())} of {has.size} with it")
-    return (w[has].mean(axis=0) - w[~has].mean(axis=0)).astype(np.float32)
+    if controls is None:
+        return (w[has].mean(axis=0) - w[~has].mean(axis=0)).astype(np.float32)
+    controls = np.asarray(controls)
+    controls = controls[:, None] if controls.ndim == 1 else controls
+    if controls.ndim != 2 or controls.shape[0] != w.shape[0]:
+        raise ValueError(f"controls must have shape [{w.shape[0]}] or [{w.shape[0]}, M], got "
+                         f"{list(controls.shape)}")
+    columns = [np.ones(w.shape[0]), has.astype(np.float64)]
+    for column in controls.T:
+        columns += [(column == value).astype(np.float64) for value in np.unique(column)[1:]]
+    design = np.stack(columns, axis=1)
+    if np.linalg.matrix_rank(design) < design.shape[1]:
+        raise ValueError("the attribute cannot be told apart from the controls (it is determined "
+                         "by them in these samples): drop a control or sample more images")
+    coefficients, *_ = np.linalg.lstsq(design, w.astype(np.float64), rcond=None)
+    return coefficients[1].astype(np.float32)
 
 
 def classifier_tags(images, classifier: Callable, attribute: Union[str, int],
