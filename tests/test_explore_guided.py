@@ -64,6 +64,14 @@ def no_broken_images(page):
         (i) => !i.getAttribute('src') || (i.complete && i.naturalWidth === 0)).length""") == 0
 
 
+def broken_images_on_page(page) -> int:
+    """Images anywhere on the page that a person would see as broken: shown (not hidden) with no
+    src, or a src that failed to load."""
+    return page.evaluate("""() => [...document.querySelectorAll('img')].filter((i) =>
+        i.offsetParent !== null && getComputedStyle(i).visibility !== 'hidden' &&
+        (!i.getAttribute('src') || (i.complete && i.naturalWidth === 0))).length""")
+
+
 def screenshot(page, name):
     if SCREENSHOTS:
         os.makedirs(SCREENSHOTS, exist_ok=True)
@@ -94,11 +102,11 @@ def in_viewport(page, selector):
 
 
 def test_pick_change_animate_download(page, tmp_path):
-    # Before content: placeholders, not empty images.
-    assert no_broken_images(page)
+    # Before content: placeholders, not empty images; nowhere on the page a broken image.
+    assert no_broken_images(page) and broken_images_on_page(page) == 0
     page.wait_for_function("document.querySelectorAll('#guide-row img').length === 8")
     idle(page)
-    assert no_broken_images(page)
+    assert no_broken_images(page) and broken_images_on_page(page) == 0
     page.locator(".guide-seed").nth(2).click()
     page.wait_for_selector("#guide-preview img")
     idle(page)
