@@ -19,7 +19,8 @@ from stylegan_jax.explore.model import DEMO_GENERATOR
 from stylegan_jax.explore.recipe import load_ready_edits
 from stylegan_jax.explore.server import make_server
 from stylegan_jax.serving import serving_in_background
-from test_explore_browser import TIMEOUT_MS, browser  # noqa: F401  pylint: disable=unused-import  (skips as it does)
+# The browser, its page (on this module's server) and the skip rules of test_explore_browser.
+from test_explore_browser import browser, page  # noqa: F401  pylint: disable=unused-import
 
 SCREENSHOTS = os.environ.get("STYLEGAN_JAX_GUIDE_SCREENSHOTS")
 
@@ -30,19 +31,6 @@ def server():
     with serving_in_background(make_server(explorer, port=0,
                                            ready_edits=load_ready_edits(DEMO_GENERATOR, explorer))) as srv:
         yield srv
-
-
-@pytest.fixture
-def page(browser, server):
-    context = browser.new_context(accept_downloads=True, viewport={"width": 1400, "height": 900})
-    page = context.new_page()
-    page.set_default_timeout(TIMEOUT_MS)
-    errors = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(server.url)
-    yield page
-    context.close()
-    assert not errors, f"JavaScript errors: {errors}"
 
 
 def idle(page):
