@@ -36,12 +36,14 @@ _DISTANCE = flags.DEFINE_enum("project_distance", "pixel", ["pixel", "discrimina
                               "distance for projecting uploads (discriminator: a checkpoint's D)")
 _WARM_UP = flags.DEFINE_bool("warm_up", True, "compile the explorer's programs in the background "
                              "at start (the first page's first), so that clicks do not wait")
+_FAST_COMPILE = flags.DEFINE_enum(
+    "fast_compile", "auto", ["auto", "on", "off"], "compile without XLA:CPU's backend "
+    "optimizations (much faster compiles, slower runs); auto: on for generators of fewer than 4 "
+    "million parameters (the bundled one), whose waits are the compiles")
 _LPIPS = flags.DEFINE_string("lpips", None, "LPIPS VGG16 weights .npz: projects uploads with "
                              "LPIPS instead (layout: stylegan_jax/explore/project.py)")
 
 MIN_COMPILE_SECONDS = 0.05  # programs compiled faster are not written to the persistent cache
-
-
 def model_path(workdir, checkpoint) -> str:
     """The generator to open: --workdir, --checkpoint, or the bundled demo model."""
     if workdir is not None and checkpoint is not None:
@@ -66,6 +68,7 @@ def main(argv):
         path = model_path(_WORKDIR.value, _CHECKPOINT.value)
         # pylint: disable=import-outside-toplevel  (keep --help and flag errors fast)
         from stylegan_jax.explore import Explorer, project
+        from stylegan_jax.explore.explorer import fast_compile_for
         from stylegan_jax.explore.model import load_networks
         from stylegan_jax.explore.recipe import load_ready_edits
         from stylegan_jax.explore.server import serve
@@ -76,7 +79,8 @@ def main(argv):
         bundle, discriminator = load_networks(path)
         distance = project.make_distance("lpips" if _LPIPS.value else _DISTANCE.value,
                                          discriminator, lpips_path=_LPIPS.value)
-        explorer = Explorer(bundle, noise_mode=_NOISE.value)
+        explorer = Explorer(bundle, noise_mode=_NOISE.value,
+                            fast_compile=fast_compile_for(_FAST_COMPILE.value, bundle.params))
         serve(explorer, _HOST.value, _PORT.value, open_browser=_OPEN.value,
               allow_hosts=_ALLOW_HOST.value, distance=distance, face_detector=detector,
               ready_edits=load_ready_edits(path, explorer), warm_up=_WARM_UP.value)

@@ -9,7 +9,7 @@ import pytest
 
 from stylegan_jax.explore import Explorer, random_bundle
 from stylegan_jax.explore.edits import Edit, box_mask, edit_deltas
-from stylegan_jax.explore.explorer import BATCH_SIZES, padded_size
+from stylegan_jax.explore.explorer import BATCH_SIZES, FAST_COMPILE_MAX_PARAMETERS, fast_compile_for, padded_size
 
 _COMPILES = [0]  # XLA compiles in this process, counted by jax's own compile event
 
@@ -137,3 +137,13 @@ def test_warm_up_failures_are_logged_and_requests_still_compile(caplog, monkeypa
     assert name == "broken mapping" and error.startswith("ZeroDivisionError")
     assert explorer.w_from_seeds([1]).shape == (1, explorer.num_layers, explorer.dlatent_size)
     assert not any(t.name == "explorer-warm-up" for t in threading.enumerate())
+
+
+def test_fast_compile_auto_is_on_for_small_generators_only():
+    small = random_bundle(seed=0).params
+    assert sum(np.size(x) for x in jax.tree.leaves(small)) < FAST_COMPILE_MAX_PARAMETERS
+    large = {"a": np.zeros(FAST_COMPILE_MAX_PARAMETERS - 1, np.float32), "b": np.zeros(1)}
+    assert fast_compile_for("auto", small) and not fast_compile_for("auto", large)
+    assert fast_compile_for("on", large) and not fast_compile_for("off", small)
+    with pytest.raises(ValueError, match="auto, on or off"):
+        fast_compile_for("fast", small)
