@@ -256,6 +256,8 @@ class Api:
         features = rendering.features[layer.name][0]
         if not np.all(np.isfinite(features)):
             raise NonFinite("maps")
+        # The latent's maps without the recipe: for the statistics, and the sort's sort_maps.
+        unedited = self.ex.features(w, layer.name, noise_mode=req.noise_mode)[0]
         values = None
         if req.sort == "channel":
             order = list(range(layer.channels))
@@ -264,14 +266,11 @@ class Api:
                 if req.sort == "similarity":
                     raise ValueError("sorting by similarity needs a selection: paint a region first")
                 selection = np.ones((layer.height, layer.width), np.float32)
-            ranked_maps = features if req.sort_maps == "edited" else self.ex.features(
-                w, layer.name, noise_mode=req.noise_mode)[0]
             ranked = (find.sort_by_magnitude if req.sort == "magnitude" else find.sort_by_similarity)(
-                ranked_maps, selection)
+                features if req.sort_maps == "edited" else unedited, selection)
             order, values = [c for c, _ in ranked], [float(v) for _, v in ranked]
         grid, rows, cols = map_grid(media.feature_map_colors(features), order)
         chosen = sorted(parse_channels(req.stats_channels or "", layer.channels)) or None
-        unedited = self.ex.features(w, layer.name, noise_mode=req.noise_mode)[0]
         out["maps"] = {"layer": dataclasses.asdict(layer), "grid": png_data_url(grid), "rows": rows,
                        "cols": cols, "gap": 1, "order": order, "values": values,
                        "scale": float(np.abs(features).max()),
@@ -381,7 +380,7 @@ class Api:
             columns = []
             for j, amount in enumerate(req.amounts):
                 edits = list(recipe.edits)
-                edits[req.edit] = dataclasses.replace(edits[req.edit], amount=float(amount))
+                edits[req.edit] = edits[req.edit].with_amount(amount)
                 rendering, _ = apply_recipe(self.ex, dataclasses.replace(recipe, edits=edits), w,
                                             noise_mode=req.noise_mode)
                 columns.append(images_of(rendering, "images"))

@@ -202,9 +202,9 @@ def interpolation_frames(explorer, seeds: Sequence[int], num_frames: int,
     given. Returns (uint8 frames, their w before the recipe).
 
     psi truncates toward `center` (a w; None = the average w); label: a conditional model's
-    label vector for every seed. chunk: synthesize this many frames per call (the last call
-    padded to the same size, so one program serves all), calling progress(frames done, total)
-    after each; None = all at once."""
+    label vector for every seed. chunk: synthesize this many frames per call (the explorer pads
+    batches to a few fixed sizes, so one program serves all), calling progress(frames done,
+    total) after each; None = all at once."""
     if space not in ("w", "z"):
         raise ValueError(f"unknown interpolation space {space!r}: choose 'w' or 'z'")
     if len(seeds) < 2 or num_frames < 2:
@@ -223,11 +223,10 @@ def interpolation_frames(explorer, seeds: Sequence[int], num_frames: int,
     recipe = Recipe() if recipe is None else recipe
     step = len(ws) if chunk is None else int(chunk)
     images = []
-    for start in range(0, len(ws), step):
+    for start in range(0, len(ws), step):  # (the explorer pads the last, shorter part)
         part = ws[start:start + step]
-        padded = np.concatenate([part, np.repeat(part[-1:], step - len(part), axis=0)])
-        rendering, _ = apply_recipe(explorer, recipe, padded, noise_mode=noise_mode)
-        images.append(rendering.uint8[:len(part)])
+        rendering, _ = apply_recipe(explorer, recipe, part, noise_mode=noise_mode)
+        images.append(rendering.uint8)
         if progress is not None:
             progress(start + len(part), len(ws))
     images = np.concatenate(images)
