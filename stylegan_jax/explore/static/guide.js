@@ -6,7 +6,7 @@
 // a progress bar, a preview and a download link. Images appear only once they have content
 // (placeholders before); every error shows beside the control that caused it (the field the
 // server's reply names picks the control) and is scrolled into view; captions say what is shown.
-import {$, api, psi, runJob, setBusy} from "./core.js";
+import {$, api, psi, runJob, throttle} from "./core.js";
 
 const ROW = 8;                 // characters per row
 const THROTTLE_MS = 150;       // at most one render per this while a slider is dragged
@@ -213,22 +213,7 @@ function describe() {
   return moved.length ? moved.map(([n, v]) => `${n} ${v > 0 ? "+" : ""}${v.toFixed(2)}`).join(", ") : "no changes";
 }
 
-// Runs fn now, then at most once per ms while called again; the last call always runs. #status
-// reads "working…" while a call may still come.
-function throttle(fn, ms) {
-  let timer = null, again = false;
-  const tick = () => {
-    if (again) { again = false; fn(); timer = setTimeout(tick, ms); } else { timer = null; setBusy(-1); }
-  };
-  return () => {
-    if (timer !== null) { again = true; return; }
-    setBusy(1);
-    fn();
-    timer = setTimeout(tick, ms);
-  };
-}
-
-const renderSoon = throttle(() => { renderCharacter().catch(() => {}); }, THROTTLE_MS);
+const renderSoon = throttle(renderCharacter, THROTTLE_MS);  // (its errors show beside the sliders)
 
 async function renderCharacter() {
   if (g.seed === null) return;
