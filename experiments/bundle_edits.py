@@ -65,11 +65,6 @@ def slider_attributes(spec) -> dict:
     return out
 
 
-def probability(judge, images, attribute: str, k: int):
-    """The classifier's probability of class k of `attribute`, [N]."""
-    return judge(images)[attribute][:, k]
-
-
 def seeds_without(explorer, judge, attribute: str, k: int, count: int, first: int):
     """The first `count` seeds from `first` whose most probable class of `attribute` is not k."""
     import numpy as np  # pylint: disable=import-outside-toplevel
