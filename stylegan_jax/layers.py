@@ -104,14 +104,18 @@ CONV_IMPLS = ("lax", "matmul")
 _SCOPE = threading.local()  # .impl: the conv implementation a conv_impl_scope sets
 
 
+def _checked_impl(impl: str, what: str) -> str:
+    if impl not in CONV_IMPLS:
+        raise ValueError(f"{what}{impl!r}: choose one of {', '.join(CONV_IMPLS)}")
+    return impl
+
+
 @contextlib.contextmanager
 def conv_impl_scope(impl: str):
     """Within the block (in this thread), conv2d defaults to `impl`: e.g. an exported graph should
     hold plain convolutions (one Conv node each) whatever the backend that traces it."""
-    if impl not in CONV_IMPLS:
-        raise ValueError(f"unknown conv impl {impl!r}: choose one of {', '.join(CONV_IMPLS)}")
     previous = getattr(_SCOPE, "impl", None)
-    _SCOPE.impl = impl
+    _SCOPE.impl = _checked_impl(impl, "unknown conv impl ")
     try:
         yield
     finally:
@@ -130,9 +134,7 @@ def default_conv_impl(in_channels: Optional[int] = None) -> str:
     before."""
     impl = os.environ.get(CONV_IMPL_ENV, "")
     if impl:
-        if impl not in CONV_IMPLS:
-            raise ValueError(f"${CONV_IMPL_ENV}={impl!r}: choose one of {', '.join(CONV_IMPLS)}")
-        return impl
+        return _checked_impl(impl, f"${CONV_IMPL_ENV}=")
     scoped = getattr(_SCOPE, "impl", None)
     if scoped:
         return scoped
@@ -148,14 +150,12 @@ def conv2d(x, w, impl: Optional[str] = None):
     the zero-padded input side by side ([N*H*W, k*k*C]) times the kernel as a [k*k*C, O] matrix,
     one dot_general. Its derivatives (autodiff, grad of grad included) are matrix products too,
     plus pads and slices; XLA:CPU runs those near its matmul speed, while its backward
-    convolutions reach well under half of it, so the CPU backend uses this form (None:
-    default_conv_impl()). Both are plain JAX; tests check that they agree, derivatives included.
+    convolutions reach well under half of it, so the CPU backend uses this form for wide
+    convolutions (None: default_conv_impl()). Both are plain JAX; tests check that they agree, derivatives included.
     """
-    impl = impl or default_conv_impl(x.shape[-1])
+    impl = _checked_impl(impl or default_conv_impl(x.shape[-1]), "unknown conv impl ")
     if impl == "lax":
         return jax.lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=_DIMS)
-    if impl != "matmul":
-        raise ValueError(f"unknown conv impl {impl!r}: choose one of {', '.join(CONV_IMPLS)}")
     k, _, c, out = w.shape
     assert k == w.shape[1] and k % 2 == 1, f"conv2d needs an odd square kernel, got {w.shape}"
     n, h, width, _ = x.shape
