@@ -44,6 +44,8 @@ _LPIPS = flags.DEFINE_string("lpips", None, "LPIPS VGG16 weights .npz: projects 
                              "LPIPS instead (layout: stylegan_jax/explore/project.py)")
 
 MIN_COMPILE_SECONDS = 0.05  # programs compiled faster are not written to the persistent cache
+
+
 def model_path(workdir, checkpoint) -> str:
     """The generator to open: --workdir, --checkpoint, or the bundled demo model."""
     if workdir is not None and checkpoint is not None:

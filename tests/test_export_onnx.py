@@ -175,3 +175,21 @@ def test_demo_export_without_noise_has_no_noise_ops(demo_exports):
               for name in ("const", "none")}
     assert counts["const"] - counts["none"] == collections.Counter(
         {"Mul": bundle.module.num_layers, "Add": bundle.module.num_layers})
+
+
+def test_export_function_traces_plain_convolutions_whatever_the_default():
+    # Training on CPU lowers wide convolutions to im2col matrix products (layers.conv2d); the
+    # exported graph must keep one Conv per convolution, even where the default is im2col.
+    from stylegan_jax import layers
+    from stylegan_jax.explore.synthesis_hooks import synthesize
+    from stylegan_jax.export import generator_fn
+    G, params, w_avg = tiny_generator()
+    options = ExportOptions()
+    fn = generator_fn.make_export_function(G, params, w_avg, options)
+    args = generator_fn.abstract_inputs(generator_fn.input_specs(G, params, options), 1)
+    w = jax.ShapeDtypeStruct((1, G.num_layers, G.dlatent_size), jnp.float32)
+    with layers.conv_impl_scope("matmul"):
+        exported = str(jax.make_jaxpr(fn)(*args))
+        plain = str(jax.make_jaxpr(lambda w: synthesize(G, params, w, noise_mode="const").images)(w))
+    assert plain.count("conv_general_dilated") == 0  # the scope reaches the network...
+    assert exported.count("conv_general_dilated") >= G.num_layers - 1  # ...but not the export

@@ -18,7 +18,6 @@ import numpy as np
 from stylegan_jax.atomic import write_bytes_atomically
 from stylegan_jax.export import generator_fn
 from stylegan_jax.export.generator_fn import ExportOptions
-from stylegan_jax.layers import conv_impl_scope
 from stylegan_jax.networks import Generator, stage_shape
 
 FORMATS = ("onnx", "savedmodel")
@@ -80,8 +79,7 @@ def onnx_model(G: Generator, params, w_avg, options: ExportOptions, manifest=Non
     specs = generator_fn.input_specs(G, params, options)
     fn = generator_fn.make_export_function(G, params, w_avg, options)
     batch = jax.export.symbolic_shape("N")[0]
-    with conv_impl_scope("lax"):  # one Conv node per convolution, as engines expect
-        closed = jax.make_jaxpr(fn)(*generator_fn.abstract_inputs(specs, batch))
+    closed = jax.make_jaxpr(fn)(*generator_fn.abstract_inputs(specs, batch))
     model = onnx_graph.jaxpr_to_onnx(closed, [s["name"] for s in specs], ["images"],
                                      graph_name="stylegan_generator",
                                      doc_string="StyleGAN generator exported by stylegan_jax")
@@ -153,7 +151,4 @@ def export(fmt: str, G: Generator, params, w_avg, options: ExportOptions, out_pa
     if fmt not in FORMATS:
         raise ValueError(f"unknown format '{fmt}': choose one of {', '.join(FORMATS)}")
     exporter = export_onnx if fmt == "onnx" else export_savedmodel
-    # Exported graphs hold plain convolutions (the CPU training default lowers them to matrix
-    # products, which pays off only in backward passes).
-    with conv_impl_scope("lax"):
-        return exporter(G, params, np.asarray(w_avg), options, out_path, **kwargs)
+    return exporter(G, params, np.asarray(w_avg), options, out_path, **kwargs)

@@ -25,6 +25,7 @@ import jax
 import jax.numpy as jnp
 
 from stylegan_jax.explore.synthesis_hooks import synthesize
+from stylegan_jax.layers import conv_impl_scope
 from stylegan_jax.networks import Generator, layer_names, stage_shape, truncate
 
 NOISE_MODES = ("const", "none")
@@ -135,7 +136,13 @@ def make_export_function(G: Generator, params, w_avg, options: ExportOptions) ->
         images = jnp.clip(images, -1.0, 1.0)
         return jnp.transpose(images, (0, 3, 1, 2)) if nchw else images
 
-    return fn
+    def exported(*inputs):
+        # Engines expect one Conv node per convolution: traced with lax.conv whatever the backend
+        # (on CPU, training lowers wide convolutions to matrix products, see layers.conv2d).
+        with conv_impl_scope("lax"):
+            return fn(*inputs)
+
+    return exported
 
 
 def abstract_inputs(specs: List[Dict[str, Any]], batch) -> List[jax.ShapeDtypeStruct]:
