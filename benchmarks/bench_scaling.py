@@ -61,6 +61,7 @@ def worker(config_name: str, per_process_batch: int, repeats: int) -> dict:
     from stylegan_jax.networks import stage_shape
     from stylegan_jax.training import checkpoint, parallel, state as state_lib
     from stylegan_jax.training.steps import make_train_step
+    from stylegan_jax.utils import parameter_count
 
     config = ml_collections.FrozenConfigDict(config_flags.load_config(config_name))
     G, D = state_lib.build_networks(config)
@@ -101,13 +102,13 @@ def worker(config_name: str, per_process_batch: int, repeats: int) -> dict:
     allreduce_s = median_seconds(lambda _: jax.block_until_ready(allreduce(copies)), repeats)
     # The same bytes as one buffer: what is left when the per-array latency is taken away.
     flat = jax.make_array_from_process_local_data(parallel.batch_sharded(mesh), np.zeros(
-        (n_local, sum(x.size for x in jax.tree.leaves(params))), np.float32))
+        (n_local, parameter_count(params)), np.float32))
     flat_s = median_seconds(lambda _: jax.block_until_ready(allreduce(flat)), repeats)
     return {"process": jax.process_index(), "processes": jax.process_count(),
             "devices": jax.device_count(), "global_batch": per_process_batch * jax.process_count(),
             "step_ms": 1000 * step_s, "allreduce_ms": 1000 * allreduce_s,
             "allreduce_arrays": len(jax.tree.leaves(params)), "allreduce_flat_ms": 1000 * flat_s,
-            "parameter_count": int(sum(x.size for x in jax.tree.leaves(params))),
+            "parameter_count": parameter_count(params),
             "crc32": checkpoint.state_checksum(parallel.to_host(holder["state"]))}
 
 

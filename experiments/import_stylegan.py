@@ -27,7 +27,7 @@ import os
 from absl import app
 from absl import flags
 
-from stylegan_jax.utils import exit_with_error
+from stylegan_jax.utils import exit_with_error, parameter_count
 
 FLAGS = flags.FLAGS
 
@@ -44,7 +44,6 @@ def define_flags():
 def import_pickle(pkl: str, out: str, seed: int = 0) -> dict:
     """Imports `pkl` into the new directory `out`; returns the import record (import.json)."""
     # pylint: disable=import-outside-toplevel  (keep --help fast)
-    import jax
     import numpy as np
     from experiments.configs import _base
     from stylegan_jax.atomic import write_json_atomically, write_npz_atomically
@@ -70,13 +69,13 @@ def import_pickle(pkl: str, out: str, seed: int = 0) -> dict:
     if imported.constant_noise:
         write_npz_atomically(os.path.join(out, "constant_noise.npz"),
                              {k: np.asarray(v) for k, v in imported.constant_noise.items()})
-    count = lambda tree: int(sum(np.size(x) for x in jax.tree.leaves(tree)))  # noqa: E731
     record = {"pkl": os.path.abspath(pkl), "checkpoint": step_dir, "bundle": bundle,
               "resolution": imported.resolution, "num_stages": imported.num_stages,
               "label_size": imported.label_size, "stage": imported.stage, "alpha": imported.alpha,
               "generator": imported.generator_options,
               "discriminator": imported.discriminator_options,
-              "parameters": {"G": count(imported.g_ema_params), "D": count(imported.d_params)},
+              "parameters": {"G": parameter_count(imported.g_ema_params),
+                             "D": parameter_count(imported.d_params)},
               "pickle": imported.info}
     write_json_atomically(os.path.join(out, "import.json"), record)
     return record

@@ -1,5 +1,6 @@
 """Generic helpers shared across the package: image listing, uint8 images and grids, JSON files,
-strict JSON parsing, XLA options and the compilation cache, and how a command ends on input it cannot use.
+strict JSON parsing, XLA options and the compilation cache, parameter counts, and how a command
+ends on input it cannot use.
 
 The bottom of the package: this module imports nothing from stylegan_jax, so every other module
 may import it (tests/test_layering.py checks the import order).
@@ -97,6 +98,12 @@ def parse_json(text, what: str, max_depth: int = JSON_MAX_DEPTH) -> Any:
     except json.JSONDecodeError as e:
         raise ValueError(f"{what} is not valid JSON ({e.msg} at line {e.lineno} column "
                          f"{e.colno})") from None
+
+
+def parameter_count(tree) -> int:
+    """The number of values in a pytree of arrays (a model's parameters)."""
+    import jax  # pylint: disable=import-outside-toplevel  (the data and preparation side runs without it)
+    return sum(int(np.size(leaf)) for leaf in jax.tree.leaves(tree))
 
 
 def cpu_compiler_options(fast: bool):

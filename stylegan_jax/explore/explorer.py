@@ -48,7 +48,7 @@ import numpy as np
 from stylegan_jax.explore.model import GeneratorBundle, load_generator
 from stylegan_jax.explore.synthesis_hooks import synthesize
 from stylegan_jax.networks import Generator, LayerSpec, const_noise, stage_shape, truncate
-from stylegan_jax.utils import cpu_compiler_options, to_uint8
+from stylegan_jax.utils import cpu_compiler_options, parameter_count, to_uint8
 
 NOISE_MODES = ("const", "random", "none")
 CLASS_SAMPLES = 1024    # z's (seeds 0..CLASS_SAMPLES-1) whose mapped w's make a class's average w
@@ -98,7 +98,7 @@ def fast_compile_for(setting: str, params) -> bool:
         raise ValueError(f"fast_compile must be auto, on or off, got {setting!r}")
     if setting != "auto":
         return setting == "on"
-    return sum(int(np.size(x)) for x in jax.tree.leaves(params)) < FAST_COMPILE_MAX_PARAMETERS
+    return parameter_count(params) < FAST_COMPILE_MAX_PARAMETERS
 
 
 @dataclasses.dataclass

@@ -19,13 +19,14 @@ from stylegan_jax.atomic import write_bytes_atomically
 from stylegan_jax.export import generator_fn
 from stylegan_jax.export.generator_fn import ExportOptions
 from stylegan_jax.networks import Generator, stage_shape
+from stylegan_jax.utils import parameter_count
 
 FORMATS = ("onnx", "savedmodel")
 
 
 def parameter_bytes(params) -> int:
     """Bytes of `params` as float32 (what an exported model stores them as)."""
-    return 4 * sum(int(np.size(leaf)) for leaf in jax.tree.leaves(params))
+    return 4 * parameter_count(params)
 
 
 def manifest_path(out_path: str) -> str:
