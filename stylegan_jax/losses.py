@@ -21,13 +21,32 @@ def d_logistic_loss(real_scores, fake_scores):
     return jnp.mean(jax.nn.softplus(fake_scores)) + jnp.mean(jax.nn.softplus(-real_scores))
 
 
+def _squared_norms(grads):
+    """Per-example sum of squares of grads [N, ...], in at least float32."""
+    grads = grads.astype(jnp.promote_types(grads.dtype, jnp.float32))
+    return jnp.sum(jnp.square(grads), axis=tuple(range(1, grads.ndim)))
+
+
 def gradient_norms_squared(d_fn: Callable, images):
     """||grad_x d_fn(x)_i||^2 per example; d_fn maps images [N, ...] to scores [N]."""
-    grads = jax.grad(lambda x: jnp.sum(d_fn(x)))(images)
-    return jnp.sum(jnp.square(grads.astype(jnp.promote_types(grads.dtype, jnp.float32))), axis=tuple(range(1, grads.ndim)))
+    return _squared_norms(jax.grad(lambda x: jnp.sum(d_fn(x)))(images))
+
+
+def scores_and_gradient_norms(d_fn: Callable, images):
+    """(scores, aux, ||grad_x scores_i||^2) from one forward pass; d_fn maps images [N, ...] to
+    (scores [N], aux). The D loss on the reals and R1 then share that pass: differentiated again
+    with respect to D's parameters, it is backpropagated once for both terms, where a separate
+    R1 (`r1_penalty` beside the loss) would run D forward and backward a second time."""
+    scores, vjp_fn, aux = jax.vjp(d_fn, images, has_aux=True)
+    (grads,) = vjp_fn(jnp.ones_like(scores))
+    return scores, aux, _squared_norms(grads)
+
+
+def r1_from_norms(norms, gamma: float = 10.0):
+    """R1 from the per-example squared gradient norms: gamma / 2 * their mean."""
+    return 0.5 * gamma * jnp.mean(norms)
 
 
 def r1_penalty(d_fn: Callable, reals, gamma: float = 10.0):
     """R1: gamma / 2 * mean_i ||grad_x D(x_i)||^2 at the real images."""
-    return 0.5 * gamma * jnp.mean(gradient_norms_squared(d_fn, reals))
-
+    return r1_from_norms(gradient_norms_squared(d_fn, reals), gamma)

@@ -49,3 +49,36 @@ def test_r1_parameter_gradient_through_blur_matches_finite_differences(blur_impl
         assert_matches_finite_differences(penalty, params, grads, num_directions=3)
         # The conv that follows the blur really receives gradient.
         assert float(jnp.abs(grads["8x4_conv1_down"]["kernel"]).sum()) > 0
+
+
+@pytest.mark.slow
+def test_d_loss_and_r1_from_one_forward_pass_match_finite_differences():
+    """The D step's form: the reals' loss, R1 and an auxiliary output (ACGAN's logits) all from
+    one forward pass (scores_and_gradient_norms). Its parameter gradient matches finite
+    differences and the gradient of the same terms written separately (loss + r1_penalty)."""
+    with jax.enable_x64(True):
+        D = Discriminator(base_shape=(4, 2), num_stages=2, fmap_base=16, fmap_max=4, mbstd_group_size=2,
+                          dtype=jnp.float64)
+        x = jax.random.normal(jax.random.key(0), (2, 8, 4, 3), jnp.float64)
+        params = D.init(jax.random.key(1), x, stage=1)["params"]
+        params = jax.tree_util.tree_map(lambda p: p.astype(jnp.float64) + 0.1, params)
+
+        def critic(p, imgs):
+            scores = D.apply({"params": p}, imgs, stage=1, alpha=0.7)
+            return scores, jnp.tanh(scores)  # an auxiliary output that is differentiated too
+
+        def shared(p):
+            scores, aux, norms = losses.scores_and_gradient_norms(functools.partial(critic, p), x)
+            return (jnp.mean(jax.nn.softplus(-scores)) + losses.r1_from_norms(norms, 10.0)
+                    + jnp.mean(aux ** 2))
+
+        def separate(p):
+            scores, aux = critic(p, x)
+            return (jnp.mean(jax.nn.softplus(-scores)) + jnp.mean(aux ** 2)
+                    + losses.r1_penalty(lambda imgs: critic(p, imgs)[0], x, 10.0))
+
+        grads = jax.jit(jax.grad(shared))(params)
+        assert float(jax.jit(shared)(params)) == pytest.approx(float(jax.jit(separate)(params)), rel=1e-12)
+        for got, want in zip(jax.tree.leaves(grads), jax.tree.leaves(jax.jit(jax.grad(separate))(params))):
+            np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
+        assert_matches_finite_differences(jax.jit(shared), params, grads, num_directions=3)

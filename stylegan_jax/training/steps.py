@@ -14,9 +14,11 @@
    in training, once in each step).
 4. `augment.next_p`: ADA's probability p and its statistics (kind "ada"; "fixed" keeps p).
 
-Every image D sees (the reals, the D step's fakes, the reals inside R1 and in the
-matching-aware term, the G step's fakes) goes through config.augment (`discriminator_view`); R1
-is the gradient with respect to the reals before augmentation, as in the official ADA loss.
+Every image D sees (the reals, the D step's fakes, the reals in the matching-aware term, the G
+step's fakes) goes through config.augment (`discriminator_view`). R1 is the gradient of D's
+scores of the reals, from the same forward pass (and augmentation) as their loss, with respect
+to the reals before augmentation: as in the official ADA loss when R1 is applied in the same
+step as the D loss, and one backward pass through D on the reals instead of two.
 
 Besides the losses and scores, the step's metrics hold `finite`: whether all of them are finite,
 one boolean the loop can fetch cheaply to stop a diverged run.
@@ -28,9 +30,9 @@ schedule, and tests redraw a step's fakes and labels from them):
     k_d, k_g = split(step_key)   the fakes of the D step and of the G step
     fold_in(step_key, 1)         the labels G is asked for (`requested_labels`)
     fold_in(step_key, 2)         the wrong labels of the matching-aware term (`wrong_labels`)
-    fold_in(step_key, 3 .. 7)    the augmentations of D's inputs (AUGMENT_STREAMS): the reals of
-                                 the D loss, the D step's fakes, the reals in R1, the G step's
-                                 fakes, the reals with wrong labels
+    fold_in(step_key, 3, 4, 6, 7) the augmentations of D's inputs (AUGMENT_STREAMS): the reals
+                                 of the D loss and R1, the D step's fakes, the G step's fakes,
+                                 the reals with wrong labels
 
 `make_train_step` checks the config once (`check_step_config`) and jits `train_step`.
 """
@@ -50,7 +52,8 @@ R1_RESOLUTIONS = ("full", "stage")  # loss.r1_resolution: see r1_gamma
 
 
 # fold_in(step_key, k) of each augmentation of D's inputs.
-AUGMENT_STREAMS = {"reals": 3, "fakes": 4, "r1": 5, "g_fakes": 6, "mismatch": 7}
+# 5 was a separate augmentation of the reals inside R1, which now shares the D loss's.
+AUGMENT_STREAMS = {"reals": 3, "fakes": 4, "g_fakes": 6, "mismatch": 7}
 
 
 def no_augment(images, stream: str):
@@ -178,13 +181,16 @@ def d_step(state: TrainState, lr, tx, critic, reals, real_labels, fakes, fake_la
     overfitting measure."""
 
     def loss_fn(d_params):
-        real_scores, real_logits = critic(d_params, augment(reals, "reals"), real_labels)
+        def real_critic(x):
+            return critic(d_params, augment(x, "reals"), real_labels)
+
+        if gamma > 0:  # R1 from the same forward pass of D on the (augmented) reals
+            real_scores, real_logits, norms = losses.scores_and_gradient_norms(real_critic, reals)
+            r1 = losses.r1_from_norms(norms, gamma)
+        else:
+            (real_scores, real_logits), r1 = real_critic(reals), jnp.zeros((), jnp.float32)
         fake_scores, _ = critic(d_params, augment(fakes, "fakes"), fake_labels)
         loss = losses.d_logistic_loss(real_scores, fake_scores)
-        r1 = jnp.zeros((), jnp.float32)
-        if gamma > 0:
-            r1 = losses.r1_penalty(lambda x: critic(d_params, augment(x, "r1"), real_labels)[0],
-                                   reals, gamma)
         metrics = dict(d_loss=loss, r1_penalty=r1, real_score=jnp.mean(real_scores),
                        fake_score=jnp.mean(fake_scores), real_sign=jnp.mean(jnp.sign(real_scores)))
         if wrong is not None:  # matching-aware D
