@@ -29,17 +29,22 @@ def test_r1_on_a_linear_critic():
     assert float(losses.r1_penalty(d_fn, x, gamma=10.0)) == pytest.approx(5.0 * float(jnp.sum(a**2)), rel=1e-5)
 
 
+def tiny_float64_discriminator():
+    """(D, images, params): a two-stage 8x4 D in float64 (call inside jax.enable_x64)."""
+    D = Discriminator(base_shape=(4, 2), num_stages=2, fmap_base=16, fmap_max=4, mbstd_group_size=2,
+                      dtype=jnp.float64)
+    x = jax.random.normal(jax.random.key(0), (2, 8, 4, 3), jnp.float64)
+    params = D.init(jax.random.key(1), x, stage=1)["params"]
+    return D, x, jax.tree_util.tree_map(lambda p: p.astype(jnp.float64) + 0.1, params)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("blur_impl", ["depthwise", "shift"])
 def test_r1_parameter_gradient_through_blur_matches_finite_differences(blur_impl, monkeypatch):
     """grad of grad through the depthwise blur (no custom gradients), float64, tiny D, fade-in on."""
     monkeypatch.setattr(layers, "blur", functools.partial(layers.blur, impl=blur_impl))
     with jax.enable_x64(True):
-        D = Discriminator(base_shape=(4, 2), num_stages=2, fmap_base=16, fmap_max=4, mbstd_group_size=2,
-                          dtype=jnp.float64)
-        x = jax.random.normal(jax.random.key(0), (2, 8, 4, 3), jnp.float64)
-        params = D.init(jax.random.key(1), x, stage=1)["params"]
-        params = jax.tree_util.tree_map(lambda p: p.astype(jnp.float64) + 0.1, params)
+        D, x, params = tiny_float64_discriminator()
 
         def penalty(p):
             return losses.r1_penalty(lambda imgs: D.apply({"params": p}, imgs, stage=1, alpha=0.7), x)
@@ -57,11 +62,7 @@ def test_d_loss_and_r1_from_one_forward_pass_match_finite_differences():
     one forward pass (scores_and_gradient_norms). Its parameter gradient matches finite
     differences and the gradient of the same terms written separately (loss + r1_penalty)."""
     with jax.enable_x64(True):
-        D = Discriminator(base_shape=(4, 2), num_stages=2, fmap_base=16, fmap_max=4, mbstd_group_size=2,
-                          dtype=jnp.float64)
-        x = jax.random.normal(jax.random.key(0), (2, 8, 4, 3), jnp.float64)
-        params = D.init(jax.random.key(1), x, stage=1)["params"]
-        params = jax.tree_util.tree_map(lambda p: p.astype(jnp.float64) + 0.1, params)
+        D, x, params = tiny_float64_discriminator()
 
         def critic(p, imgs):
             scores = D.apply({"params": p}, imgs, stage=1, alpha=0.7)

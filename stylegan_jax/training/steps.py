@@ -30,9 +30,9 @@ schedule, and tests redraw a step's fakes and labels from them):
     k_d, k_g = split(step_key)   the fakes of the D step and of the G step
     fold_in(step_key, 1)         the labels G is asked for (`requested_labels`)
     fold_in(step_key, 2)         the wrong labels of the matching-aware term (`wrong_labels`)
-    fold_in(step_key, 3, 4, 6, 7) the augmentations of D's inputs (AUGMENT_STREAMS): the reals
-                                 of the D loss and R1, the D step's fakes, the G step's fakes,
-                                 the reals with wrong labels
+    fold_in(step_key, 3 .. 7)    the augmentations of D's inputs (AUGMENT_STREAMS): the reals of
+                                 the D loss and R1 (3), the D step's fakes (4), the G step's
+                                 fakes (6), the reals with wrong labels (7); 5 is unused
 
 `make_train_step` checks the config once (`check_step_config`) and jits `train_step`.
 """
@@ -51,8 +51,8 @@ from stylegan_jax.utils import cpu_compiler_options
 R1_RESOLUTIONS = ("full", "stage")  # loss.r1_resolution: see r1_gamma
 
 
-# fold_in(step_key, k) of each augmentation of D's inputs.
-# 5 was a separate augmentation of the reals inside R1, which now shares the D loss's.
+# fold_in(step_key, k) of each augmentation of D's inputs (5 is unused: R1 sees the reals as
+# their loss does, from the same forward pass).
 AUGMENT_STREAMS = {"reals": 3, "fakes": 4, "g_fakes": 6, "mismatch": 7}
 
 
