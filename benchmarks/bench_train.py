@@ -12,8 +12,9 @@ jit-compiled as the loop compiles it, on random data. For each case:
   - compile time (lower + compile, once) and the median step time of --repeats steps after one
     warm-up step, hence images/s;
   - FLOPs per step from XLA's cost analysis of the lowered step (before the backend's rewrites,
-    so CPU and GPU count alike), and per pass (G forward, D forward, ...) so it is clear where
-    the work is;
+    so CPU and GPU count alike) with every convolution direct (lax.conv: the algorithm's count,
+    whatever layers.conv2d runs; the CPU's Winograd convolutions do fewer multiplies), and per
+    pass (G forward, D forward, ...) so it is clear where the work is;
   - achieved FLOP/s over this machine's peak, measured in the same run as the median time of a
     large float32 matrix product, so the fraction is comparable across machines;
   - memory per image from XLA's memory analysis (temporaries + outputs + arguments) / batch.
@@ -38,11 +39,11 @@ from absl import app, flags
 
 from benchmarks.timing import alternating_median_seconds, median_seconds
 from experiments.configs import demo, demo_acgan, demo_projection, ffhq
-from stylegan_jax import conditional
+from stylegan_jax import conditional, layers
 from stylegan_jax.data.synthetic_portraits import LABEL_SPEC
 from stylegan_jax.networks import stage_shape
 from stylegan_jax.training import parallel, state as state_lib
-from stylegan_jax.training.steps import generate, make_train_step
+from stylegan_jax.training.steps import generate, make_train_step, train_step
 from stylegan_jax.utils import exit_with_error
 
 DEFAULT_CASES = ("demo", "paper@32x32", "paper@64x64", "paper@128x128")
@@ -157,7 +158,20 @@ def pass_flops(G, D, state, batch, stage: int, config) -> dict:
         "R1 (grad of grad)": (r1_grad, (state.d_params, batch["image"])),
         "G step (G+D fwd+bwd)": (jax.grad(g_loss), (state.g_params, state.d_params, key)),
     }
-    return {name: _flops(jax.jit(fn).lower(*args)) for name, (fn, args) in pieces.items()}
+    with layers.conv_impl_scope("lax"):  # direct convolutions' count (see direct_step_flops)
+        return {name: _flops(jax.jit(fn).lower(*args)) for name, (fn, args) in pieces.items()}
+
+
+def direct_step_flops(G, D, config, groups, sharding, args, stage: int) -> float:
+    """FLOPs of the step (train_step on args) with every convolution direct (lax.conv): the
+    count of the algorithm, the same on every backend and conv2d implementation. Winograd's
+    3x3 convolutions (the CPU's default for wide ones) do 16/36 of the multiplies: counting
+    their program would count fewer FLOPs for the same work. A fresh jit, so that the scope
+    reaches its trace."""
+    with layers.conv_impl_scope("lax"):
+        step = jax.jit(functools.partial(train_step, G=G, D=D, config=config, label_groups=groups),
+                       static_argnames=("stage", "apply_r1"), out_shardings=(sharding, sharding))
+        return _flops(step.lower(*args, stage=stage, apply_r1=True))
 
 
 def run_case(case: str, batch_size: int, repeats: int, dtype: str, peak: float,
@@ -182,14 +196,14 @@ def run_case(case: str, batch_size: int, repeats: int, dtype: str, peak: float,
         "label": labels}, mesh)
     step = make_train_step(G, D, frozen, repl, groups)
     args = (state, batch, jnp.float32(1.0), jnp.float32(1e-3), jnp.float32(1e-3))
-    start = time.perf_counter()
-    lowered = step.lower(*args, stage=stage, apply_r1=True)
+    flops = direct_step_flops(G, D, frozen, groups, repl, args, stage)
     if count_only:
         return {"case": case, "resolution": f"{height}x{width}", "batch": batch_size,
-                "dtype": dtype, "gflop_per_step": _flops(lowered) / 1e9}
+                "dtype": dtype, "gflop_per_step": flops / 1e9}
+    start = time.perf_counter()
+    lowered = step.lower(*args, stage=stage, apply_r1=True)
     compiled = lowered.compile()
     compile_s = time.perf_counter() - start
-    flops = _flops(lowered)
 
     holder = {"state": state}
 

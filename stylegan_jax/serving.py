@@ -42,18 +42,24 @@ class QueueFull(Exception):
     """Too many jobs are waiting (JobQueue.max_waiting)."""
 
 
+class Cancelled(Exception):
+    """Raised inside a job's work by its progress callback once the job is cancelled."""
+
+
 @dataclasses.dataclass
 class Job:
-    """One piece of work: `run(progress)` returns the result; progress(done, total) reports."""
+    """One piece of work: `run(progress)` returns the result; progress(done, total) reports, and
+    raises Cancelled once the job is cancelled (so work stops at its next item)."""
     id: str
     kind: str
     run: Callable[[Callable[[int, int], None]], Any]
-    status: str = "queued"  # queued -> running -> done | failed
+    status: str = "queued"  # queued -> running -> done | failed | cancelled
     done: int = 0
     total: int = 1
     result: Any = None
     error: Optional[Exception] = None
     finished_at: float = 0.0
+    cancel_requested: bool = False
 
     def describe(self) -> dict:
         """The job's state as JSON-ready values (without the result)."""
@@ -79,7 +85,8 @@ class JobQueue:
     def submit(self, kind: str, run) -> Job:
         """Queues run(progress) and returns its Job."""
         with self._lock:
-            waiting = sum(j.status in ("queued", "running") for j in self._jobs.values())
+            waiting = sum(j.status in ("queued", "running") and not j.cancel_requested
+                          for j in self._jobs.values())
             if waiting >= self.max_waiting:
                 raise QueueFull(f"{waiting} jobs are already waiting: wait for one to finish")
             job = Job(uuid.uuid4().hex, kind, run)
@@ -92,19 +99,44 @@ class JobQueue:
         with self._lock:
             return self._jobs.get(job_id)
 
+    def cancel(self, job_id: str) -> Optional[Job]:
+        """Cancels a job: a queued one at once, a running one at its next progress report (work
+        that never reports runs to its end, then is cancelled). A finished job is left as it is.
+        Returns the job, or None (unknown or forgotten)."""
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None:
+                return None
+            if job.status == "queued":
+                job.status, job.finished_at = "cancelled", time.time()
+            elif job.status == "running":
+                job.cancel_requested = True
+            return job
+
     def close(self) -> None:
         """Stops the worker after the job it is running (queued ones are dropped)."""
         self._queue.put(None)
 
     def _work(self):
         while (job := self._queue.get()) is not None:
-            job.status = "running"
+            with self._lock:
+                if job.status == "cancelled":  # while it waited
+                    continue
+                job.status = "running"
 
             def progress(done, total, job=job):
                 job.done, job.total = int(done), int(total)
+                if job.cancel_requested:
+                    raise Cancelled(f"job {job.id} was cancelled")
             try:
-                job.result = job.run(progress)
-                job.done, job.status = job.total, "done"
+                result = job.run(progress)
+                with self._lock:
+                    if job.cancel_requested:
+                        job.status = "cancelled"
+                    else:
+                        job.result, job.done, job.status = result, job.total, "done"
+            except Cancelled:
+                job.status = "cancelled"
             except Exception as e:  # pylint: disable=broad-except  (reported by the job's status)
                 job.error, job.status = e, "failed"
             job.finished_at = time.time()
@@ -112,6 +144,7 @@ class JobQueue:
 
     def _forget_old(self):
         with self._lock:
-            finished = [j for j in self._jobs.values() if j.status in ("done", "failed")]
+            finished = [j for j in self._jobs.values()
+                        if j.status in ("done", "failed", "cancelled")]
             for job in sorted(finished, key=lambda j: j.finished_at)[:-self.keep or None]:
                 del self._jobs[job.id]

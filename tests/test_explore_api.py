@@ -320,6 +320,45 @@ def test_jobs_report_bad_requests_at_once_and_unknown_ids(server):
     assert status == 200 and len(strict(raw)["images"]) == 2
 
 
+def _wait_while(server, job_id, statuses=("queued", "running"), until_done=None):
+    """The job's state once its status leaves `statuses` (or, with until_done, once it has done
+    that many items)."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        state = strict(call(server, f"/api/jobs/{job_id}")[1])
+        if state["status"] not in statuses or (until_done is not None and state["done"] >= until_done):
+            return state
+        time.sleep(0.02)
+    raise AssertionError(f"job {job_id} still {state}")
+
+
+def test_jobs_can_be_cancelled_queued_or_running(server):
+    """DELETE /api/jobs/{id}: a running 240-frame export stops after its current frame, one
+    queued behind it never starts; their results answer 409; a finished job is left as it is."""
+    body = {"kind": "gif", "seed": 1, "recipe": recipe(amount=2.0, channels="0-15"),
+            "frames": 240, "scale": 16, "animation": "oscillation"}
+    running = strict(call(server, "/api/jobs/export", body)[1])
+    queued = strict(call(server, "/api/jobs/export", body)[1])
+    assert _wait_while(server, running["id"], until_done=2)["status"] == "running"
+    status, raw, _ = call(server, f"/api/jobs/{queued['id']}", method="DELETE")
+    assert status == 200 and strict(raw)["status"] == "cancelled" and strict(raw)["done"] == 0
+    status, raw, _ = call(server, f"/api/jobs/{running['id']}", method="DELETE")
+    assert status == 200 and strict(raw)["status"] in ("running", "cancelled")
+    state = _wait_while(server, running["id"], ("running",))
+    assert state["status"] == "cancelled" and 2 <= state["done"] < 240, state
+    assert strict(call(server, f"/api/jobs/{queued['id']}")[1])["status"] == "cancelled"
+    for job in (running, queued):
+        status, raw, _ = call(server, f"/api/jobs/{job['id']}/result")
+        assert status == 409 and "was cancelled" in strict(raw)["error"]
+    finished = strict(call(server, "/api/jobs/apply_to_seeds", {"seeds": [3]})[1])
+    assert _wait_while(server, finished["id"])["status"] == "done"
+    status, raw, _ = call(server, f"/api/jobs/{finished['id']}", method="DELETE")
+    assert status == 200 and strict(raw)["status"] == "done"
+    assert call(server, f"/api/jobs/{finished['id']}/result")[0] == 200
+    status, raw, _ = call(server, "/api/jobs/" + "0" * 32, method="DELETE")
+    assert status == 404 and "no job" in strict(raw)["error"]
+
+
 def test_many_concurrent_requests_keep_the_server_alive(server):
     replies = []
 

@@ -75,6 +75,22 @@ def test_sefa_options_scale_half_and_unit_rows(ex):
     np.testing.assert_allclose(found.values, s[:4] ** 2, rtol=1e-5)
 
 
+def test_sefa_scaled_by_the_spread_of_w_counts_standard_deviations(ex):
+    """With num_samples, each SeFa direction is its unit eigenvector times the standard deviation
+    of the sampled w's projections on it (numpy on the mapped z's of numpy's RandomState)."""
+    n = 400
+    unit = factorize.sefa(ex, (1, 3), k=3)
+    scaled = factorize.sefa(ex, (1, 3), k=3, num_samples=n, seed=7)
+    w = ex.mapping(np.random.RandomState(7).randn(n, ex.latent_size).astype(np.float32))[:, 0]
+    for u, d in zip(unit.directions, scaled.directions):
+        spread = np.std(w.astype(np.float64) @ u.vector.astype(np.float64), ddof=1)
+        np.testing.assert_allclose(d.vector, spread * u.vector, rtol=1e-4, atol=1e-7)
+        assert d.layers == u.layers and d.name == u.name
+    np.testing.assert_allclose(scaled.values, unit.values)
+    with pytest.raises(ValueError, match="needs an Explorer"):
+        factorize.sefa(ex.module, (1, 3), params=ex.params, num_samples=n)
+
+
 def test_ganspace_is_the_pca_of_the_sampled_w(ex):
     n = 500
     z = np.random.RandomState(7).randn(n, ex.latent_size).astype(np.float32)

@@ -22,7 +22,7 @@ def test_factorize_returns_recipe_directions_like_the_python_api(served):
     server, ex = served
     status, reply = post(server, "/api/factorize", {"method": "sefa", "layers": [2, 4], "k": 3})
     assert status == 200, reply
-    expected = factorize.sefa(ex, (2, 4), k=3)
+    expected = factorize.sefa(ex, (2, 4), k=3, num_samples=5000)  # the request's default
     assert reply["layers"] == [2, 4] and len(reply["directions"]) == 3
     for d, e in zip(reply["directions"], expected.directions):
         assert (d["name"], d["layers"], d["strength"]) == (e.name, [2, 4], 0.0)

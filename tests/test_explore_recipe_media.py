@@ -153,6 +153,14 @@ def test_gif_and_mp4_export(tmp_path):
         assert im.n_frames == 5 and im.size == (8, 16)
         im.seek(3)
         assert np.asarray(im.convert("RGB"))[0, 0, 0] == 150
+    # A hold (frames 1-3 the same): stored once for 3 frames' time, so it plays as long.
+    held = frames[[0, 1, 1, 1, 4]]
+    with Image.open(save_gif(str(tmp_path / "held.gif"), held, fps=10)) as im:
+        durations = []
+        for i in range(im.n_frames):
+            im.seek(i)
+            durations.append(im.info["duration"])
+        assert durations == [100, 300, 100]
     try:
         import imageio_ffmpeg  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
     except ImportError:

@@ -2,6 +2,8 @@
 import base64
 import io
 import json
+import threading
+import time
 import urllib.error
 import urllib.request
 
@@ -13,7 +15,7 @@ from stylegan_jax.explore import Explorer, random_bundle
 from stylegan_jax.explore.edits import box_mask, region_colors
 from stylegan_jax.explore.recipe import Recipe, apply_to_seeds
 from stylegan_jax.explore.server import make_server
-from stylegan_jax.serving import serving_in_background
+from stylegan_jax.serving import JobQueue, serving_in_background
 
 LAYER = "16x8_conv1"  # 16x8, 16 channels in random_bundle's default generator
 
@@ -184,3 +186,43 @@ def test_mp4_export(server):
         assert status == 400 and "imageio" in mp4["error"]
         return
     assert status == 200 and base64.b64decode(mp4["data"].split(",", 1)[1])[4:8] == b"ftyp"
+
+
+def test_job_queue_cancels_between_progress_reports_and_drops_unreported_results():
+    """JobQueue.cancel: a job whose work reports progress stops at its next report (no more items
+    run); one that never reports runs to its end, but its result is not kept."""
+    queue, items, release = JobQueue(), [], threading.Event()
+
+    def wait_for(condition):
+        deadline = time.monotonic() + 10
+        while not condition():
+            assert time.monotonic() < deadline, "the job queue did not get there in 10 s"
+            time.sleep(0.005)
+
+    def reporting(progress):
+        for i in range(1000):
+            items.append(i)
+            progress(i + 1, 1000)
+            release.wait(10)  # the first item waits until the test has cancelled
+        return "finished"
+
+    def silent(progress):
+        release.wait(10)
+        return "finished"
+    try:
+        job = queue.submit("reporting", reporting)
+        wait_for(lambda: job.done == 1)  # item 0 reported, waiting
+        queue.cancel(job.id)
+        release.set()
+        wait_for(lambda: job.status != "running")
+        assert job.status == "cancelled" and items == [0, 1] and job.result is None
+        release.clear()
+        quiet = queue.submit("silent", silent)
+        wait_for(lambda: quiet.status == "running")
+        queue.cancel(quiet.id)
+        release.set()
+        wait_for(lambda: quiet.status != "running")
+        assert quiet.status == "cancelled" and quiet.result is None
+    finally:
+        release.set()
+        queue.close()

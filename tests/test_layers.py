@@ -42,11 +42,12 @@ def test_blur_implementations_agree_with_second_derivatives():
         layers.blur(x, "fft")
 
 
-@pytest.mark.parametrize("shape,kernel", [((2, 6, 4, 5), 3), ((1, 3, 7, 2), 3), ((2, 5, 5, 3), 1),
-                                          ((1, 6, 5, 2), 5)])
-def test_matmul_conv_equals_lax_conv_with_second_derivatives(shape, kernel):
+@pytest.mark.parametrize("shape", [(2, 6, 4, 5), (1, 3, 7, 2), (2, 5, 5, 3), (1, 1, 1, 2)])
+def test_winograd_conv_equals_lax_conv_with_second_derivatives(shape):
+    """Winograd's F(2x2, 3x3) against XLA's convolution: values, both gradients and R1's grad of
+    grad, on even and odd sides (an odd side is padded to whole tiles and cropped)."""
     x = _rand(shape)
-    w = _rand((kernel, kernel, shape[-1], 4), 1) / kernel  # keeps tanh off its flat tails
+    w = _rand((3, 3, shape[-1], 4), 1) / 3  # keeps tanh off its flat tails
     weights = _rand((*shape[:3], 4), 2)
     def loss(impl, x, w):
         return jnp.sum(jnp.tanh(layers.conv2d(x, w, impl)) * weights)
@@ -56,9 +57,30 @@ def test_matmul_conv_equals_lax_conv_with_second_derivatives(shape, kernel):
                     (jax.grad(loss, argnums=(1, 2)), 1e-5), (jax.grad(r1_like, argnums=(1, 2)), 1e-3)):
         jax.tree_util.tree_map(
             lambda a, b: np.testing.assert_allclose(a, b, rtol=tol, atol=tol),
-            fn("matmul", x, w), fn("lax", x, w))
+            fn("winograd", x, w), fn("lax", x, w))
     with pytest.raises(ValueError, match="unknown conv impl"):
         layers.conv2d(x, w, "fft")
+
+
+def test_winograd_conv_matches_a_direct_float64_sum_and_takes_3x3_kernels_only():
+    """Against the convolution written out as a sum over the 9 taps in float64 numpy (an
+    expectation independent of XLA), at the size and width the CPU default uses it for; a 1x1
+    or 5x5 kernel is refused by name, and the default leaves them to lax."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 16, 16, 128)).astype(np.float32)
+    w = (rng.standard_normal((3, 3, 128, 8)) / 34).astype(np.float32)
+    padded = np.pad(x.astype(np.float64), ((0, 0), (1, 1), (1, 1), (0, 0)))
+    want = sum(padded[:, i:i + 16, j:j + 16] @ w[i, j].astype(np.float64)
+               for i in range(3) for j in range(3))
+    np.testing.assert_allclose(layers.conv2d(jnp.asarray(x), jnp.asarray(w), "winograd"), want,
+                               rtol=1e-4, atol=2e-5)
+    for k in (1, 5):
+        small = jnp.asarray(rng.standard_normal((k, k, 128, 8)), jnp.float32)
+        with pytest.raises(ValueError, match="3x3 kernels only"):
+            layers.conv2d(jnp.asarray(x), small, "winograd")
+        with layers.conv_impl_scope("winograd"):
+            np.testing.assert_allclose(layers.conv2d(jnp.asarray(x), small),
+                                       layers.conv2d(jnp.asarray(x), small, "lax"))
 
 
 def test_up_and_downscale_match_naive_loops():
@@ -147,23 +169,29 @@ def test_noise_injection_is_per_channel():
 
 def test_conv_impl_scope_sets_the_default_and_the_environment_wins(monkeypatch):
     monkeypatch.delenv(layers.CONV_IMPL_ENV, raising=False)
-    backend_default = "matmul" if jax.default_backend() == "cpu" else "lax"
+    backend_default = "winograd" if jax.default_backend() == "cpu" else "lax"
     assert layers.default_conv_impl() == backend_default
     with layers.conv_impl_scope("lax"):
         assert layers.default_conv_impl() == "lax"
-        with layers.conv_impl_scope("matmul"):
-            assert layers.default_conv_impl() == "matmul"
+        with layers.conv_impl_scope("winograd"):
+            assert layers.default_conv_impl() == "winograd"
         assert layers.default_conv_impl() == "lax"
-        monkeypatch.setenv(layers.CONV_IMPL_ENV, "matmul")
-        assert layers.default_conv_impl() == "matmul"
+        monkeypatch.setenv(layers.CONV_IMPL_ENV, "winograd")
+        assert layers.default_conv_impl() == "winograd"
     monkeypatch.delenv(layers.CONV_IMPL_ENV)
     assert layers.default_conv_impl() == backend_default
-    # On the CPU, small convolutions keep lax.conv (im2col's copies outweigh its gain there).
-    small, large = layers.MATMUL_MIN_CHANNELS // 2, layers.MATMUL_MIN_CHANNELS
+    # On the CPU, small convolutions keep lax.conv (Winograd's transforms outweigh its gain there).
+    small, large = layers.WINOGRAD_MIN_CHANNELS // 2, layers.WINOGRAD_MIN_CHANNELS
     assert layers.default_conv_impl(small) == "lax"
     assert layers.default_conv_impl(large) == backend_default
-    with layers.conv_impl_scope("matmul"):
-        assert layers.default_conv_impl(small) == "matmul"
-    with pytest.raises(ValueError, match="choose one of lax, matmul"):
+    # ... and so do those on small images (XLA:CPU's convolutions are as fast there).
+    few, many = layers.WINOGRAD_MIN_PIXELS // 4, layers.WINOGRAD_MIN_PIXELS
+    assert layers.default_conv_impl(large, few) == "lax"
+    assert layers.default_conv_impl(large, many) == backend_default
+    assert layers.default_conv_impl(small, many) == "lax"
+    with layers.conv_impl_scope("winograd"):
+        assert layers.default_conv_impl(small) == "winograd"
+        assert layers.default_conv_impl(large, few) == "winograd"
+    with pytest.raises(ValueError, match="choose one of lax, winograd"):
         with layers.conv_impl_scope("cudnn"):
             pass

@@ -216,7 +216,8 @@ class DirectionRequest(Model):
 
 class FactorizeRequest(Model):
     """Directions without labels (explore.factorize): SeFa of the layers' style weights, or
-    GANSpace's PCA of num_samples sampled w's; applied to layers [start, stop) (null: all)."""
+    GANSpace's PCA of num_samples sampled w's; applied to layers [start, stop) (null: all). Both
+    come as one standard deviation of the num_samples sampled w's along them."""
     method: Literal["sefa", "ganspace"]
     layers: Optional[Tuple[Index, Index]] = Field(None, description="[start, stop) or null: all")
     k: Annotated[int, Field(strict=True, ge=1, le=MAX_FACTORS)] = 5
@@ -434,7 +435,7 @@ class Job(BaseModel):
     """A long request running in the background (GET /api/jobs/{id} polls it)."""
     id: str
     kind: str
-    status: Literal["queued", "running", "done", "failed"]
+    status: Literal["queued", "running", "done", "failed", "cancelled"]
     done: int = Field(description="work items finished (frames, images)")
     total: int
     progress: float = Field(description="done / total, 0 to 1")

@@ -23,12 +23,13 @@ noise mode of its own: noise_mode=name renders with those maps wherever a noise 
 (synthesis, features, recipes, animations), so a projected image is edited like a generated one.
 
 Few programs, compiled ahead (so that clicks do not wait on XLA): a batch of N latents runs padded to
-the smallest of BATCH_SIZES that holds it (beyond the largest, to a multiple of it; padded rows
-repeat the last latent and are dropped from the results), so a new seed count reuses a compiled
-program. Every noise mode is an argument of the same programs, not a program of its own: the
-noise maps (const, zeros for "none", or a registered set) are passed in, and a traced flag picks
-random noise drawn from the noise seed instead (per layer, normal noise from the seed's key
-folded with the layer's index). A re-synthesis program exists per resumed layer
+the smallest of BATCH_SIZES that holds it, and a larger one as parts of the largest size (padded
+rows repeat the last latent and are dropped from the results), so a new seed count reuses a
+compiled program. Every noise mode is an argument of the same programs, not a program of its own:
+the noise maps, one [batch, h, w, 1] per layer, are passed in -- const, zeros for "none" or a
+registered set, broadcast to the batch, or random noise drawn on the host by numpy from the noise
+seed (random_noise), which keeps random number generation out of the compiled programs (jax's
+generator more than doubled their compile times). A re-synthesis program exists per resumed layer
 only: later layers without an edit get a zero delta. With warm_up, a daemon thread compiles the
 programs a session uses, the first page's first (see warm_up_programs); a call that needs a
 program the thread is compiling waits for it instead of compiling it twice.
@@ -54,18 +55,26 @@ NOISE_MODES = ("const", "random", "none")
 CLASS_SAMPLES = 1024    # z's (seeds 0..CLASS_SAMPLES-1) whose mapped w's make a class's average w
 MAX_CLASS_AVERAGES = 64  # class averages kept (one per label vector)
 
-# Batch sizes programs are compiled for (api_models.MAX_SEEDS is 64; the page's gallery shows 8).
-BATCH_SIZES = (1, 8, 32, 64)
+NOISE_INPUTS = 16  # noise inputs (noise mode or seed, batch size) kept on device
+# Batch sizes programs are compiled for: one image (a click, a live edit) and the page's gallery of
+# 8; more latents run 8 at a time (a program per larger size would be a compile to wait for).
+BATCH_SIZES = (1, 8)
 log = logging.getLogger(__name__)
 
 
 def padded_size(n: int) -> int:
-    """The batch size a batch of n runs at: the smallest of BATCH_SIZES >= n, beyond the largest
-    a multiple of it."""
+    """The batch size a batch of n runs at: the smallest of BATCH_SIZES >= n (larger batches run
+    in parts of BATCH_SIZES[-1]: see parts)."""
     for size in BATCH_SIZES:
         if n <= size:
             return size
-    return -(-n // BATCH_SIZES[-1]) * BATCH_SIZES[-1]
+    raise ValueError(f"a batch of {n} is run in parts of {BATCH_SIZES[-1]}, not padded")
+
+
+def parts(n: int) -> List[slice]:
+    """The rows of a batch of n, in the parts it runs as (each at most BATCH_SIZES[-1])."""
+    size = BATCH_SIZES[-1]
+    return [slice(i, min(i + size, n)) for i in range(0, max(n, 1), size)]
 
 
 def _pad_rows(x: np.ndarray, size: int, zeros: bool = False) -> np.ndarray:
@@ -113,6 +122,15 @@ class Rendering:
         return to_uint8(self.images)
 
 
+def random_noise(layers: Sequence[LayerSpec], seed: int, part: int, batch: int) -> Dict[str, np.ndarray]:
+    """Noise mode "random": {layer: float32 [batch, h, w, 1]} standard normal noise, drawn by
+    numpy from (seed, part, the layer's index). Rows are drawn in order, so row i's noise is the
+    same whatever the batch size (padding leaves it alone); part: which part of a larger batch
+    (parts) it is for, so every image of a batch has noise of its own."""
+    return {l.name: np.random.default_rng([seed, part, l.index]).standard_normal(
+        (batch, l.height, l.width, 1), np.float32) for l in layers}
+
+
 def seed_latents(seeds: Sequence[int], latent_size: int) -> np.ndarray:
     """z for integer seeds, float32 [len(seeds), latent_size]; seed s always gives the same z."""
     return np.stack([np.random.default_rng(int(s)).standard_normal(latent_size).astype(np.float32)
@@ -157,13 +175,15 @@ class Explorer:
         self.layers: List[LayerSpec] = self.module.layer_specs
         self._noise_maps = {}  # name -> ({layer: float32 [1, h, w, 1]}, digest of the maps)
         self._class_averages = collections.OrderedDict()  # label bytes -> w [num_layers, dlatent]
-        # The noise maps passed for "const" and "none", and the zero delta of each layer, on device.
-        self._mode_maps = {"const": {l.name: const_noise(l) for l in self.noise_layers},
-                           "none": {l.name: jnp.zeros((1, l.height, l.width, 1), jnp.float32)
+        # The noise maps of "const" and "none" ({layer: [1, h, w, 1]} on the host), the programs'
+        # noise inputs made from them or drawn (noise digest, batch) -> {layer: [batch, h, w, 1]}
+        # on device (the NOISE_INPUTS newest), and the zero delta of each layer, on device.
+        self._mode_maps = {"const": {l.name: np.asarray(const_noise(l)) for l in self.noise_layers},
+                           "none": {l.name: np.zeros((1, l.height, l.width, 1), np.float32)
                                     for l in self.noise_layers}}
+        self._noise_inputs = collections.OrderedDict()
         self._zero_deltas = {l.name: jnp.zeros((1, l.height, l.width, l.channels), jnp.float32)
                              for l in self.layers}
-        self._fixed_key = jax.random.PRNGKey(0)  # the noise key of the modes that ignore it
         # Compiled programs' input signatures, and the ones being compiled (-> an Event set when
         # done); guarded by _compiling_lock, never held while compiling.
         self._compiled = set()
@@ -255,18 +275,33 @@ class Explorer:
                                  f"{', '.join(self._noise_maps) or '(none registered)'}")
             return dict(self._noise_maps[name][0])
 
-    def _resolve_noise(self, mode: str, noise_seed: int = 0):
-        """(noise maps {layer: [1, h, w, 1]}, random: bool, noise key, a digest key naming the
-        noise) of a noise mode; random noise is drawn from the key in place of the maps."""
+    def _resolve_noise(self, mode: str, noise_seed: int = 0, part: int = 0, batch: int = 1):
+        """(the programs' noise input {layer: [batch, h, w, 1]} on device, a digest key naming the
+        noise) of a noise mode: its maps broadcast to the batch, or random noise drawn from the
+        seed. part: which part of a larger batch (parts) the noise is for: each draws its own
+        random noise, so an image's noise depends only on its row."""
         if mode in ("const", "none"):
-            return self._mode_maps[mode], False, self._fixed_key, mode
-        if mode == "random":
-            return (self._mode_maps["const"], True, jax.random.PRNGKey(int(noise_seed)),
-                    f"random:{int(noise_seed)}")
-        if mode not in self._noise_maps:
+            maps, digest = self._mode_maps[mode], mode
+        elif mode == "random":
+            if int(noise_seed) < 0:
+                raise ValueError(f"a noise seed must be >= 0, got {noise_seed}")
+            maps, digest = None, f"random:{int(noise_seed)}:{part}"
+        elif mode in self._noise_maps:
+            maps, digest = self._noise_maps[mode]
+            digest = "maps:" + digest
+        else:
             raise ValueError(f"unknown noise mode {mode!r}: choose one of {', '.join(self.noise_modes)}")
-        maps, digest = self._noise_maps[mode]
-        return maps, False, self._fixed_key, "maps:" + digest
+        key = (digest, batch)
+        if key not in self._noise_inputs:
+            if maps is None:
+                maps = random_noise(self.noise_layers, int(noise_seed), part, batch)
+            self._noise_inputs[key] = {
+                name: jax.device_put(np.broadcast_to(m, (batch,) + m.shape[1:]))
+                for name, m in maps.items()}
+            while len(self._noise_inputs) > NOISE_INPUTS:
+                self._noise_inputs.popitem(last=False)
+        self._noise_inputs.move_to_end(key)
+        return self._noise_inputs[key], digest
 
     # ------------------------------------------------------------------ latents
     def z_from_seeds(self, seeds: Sequence[int]) -> np.ndarray:
@@ -281,9 +316,14 @@ class Explorer:
         if self.module.label_size and labels is None:
             raise ValueError(f"this generator is conditional: pass labels of shape "
                              f"[N, {self.module.label_size}]")
-        n, size = z.shape[0], padded_size(z.shape[0])
-        labels = None if labels is None else _pad_rows(np.asarray(labels, np.float32), size)
-        return np.asarray(self._run(("mapping",), self._mapping_fn, _pad_rows(z, size), labels))[:n]
+        out = []
+        for rows in parts(z.shape[0]):
+            n = rows.stop - rows.start
+            size = padded_size(n)
+            y = None if labels is None else _pad_rows(np.asarray(labels[rows], np.float32), size)
+            out.append(np.asarray(self._run(("mapping",), self._mapping_fn,
+                                            _pad_rows(z[rows], size), y))[:n])
+        return np.concatenate(out)
 
     def _mapping_fn(self, p, z, y):
         return self.module.apply({"params": p}, z, y, method=Generator.mapping)
@@ -336,34 +376,22 @@ class Explorer:
                                for i in range(0, num_samples, batch_size)])
 
     # ------------------------------------------------------------------ programs
-    def _noise(self, key, maps, random, batch):
-        """{layer: noise [batch, h, w, 1]}: the maps, or random noise from key where `random`
-        (a traced flag, so every noise mode shares one program). Row i's random noise does not
-        depend on the batch size (jax's partitionable threefry), so padding leaves it alone."""
-        def draw(spec):
-            shape = (batch, spec.height, spec.width, 1)
-            return jax.lax.cond(
-                random, lambda: jax.random.normal(jax.random.fold_in(key, spec.index), shape),
-                lambda: jnp.broadcast_to(maps[spec.name], shape))
-        return {spec.name: draw(spec) for spec in self.noise_layers}
-
-    def _pass(self, params, w, key, maps, random, *, edits=None, resume=None, norm_stats=None):
-        """One synthesis pass (synthesis_hooks.synthesize) with the noise of _noise."""
-        noise = self._noise(key, maps, random, w.shape[0])
+    def _pass(self, params, w, noise, *, edits=None, resume=None, norm_stats=None):
+        """One synthesis pass (synthesis_hooks.synthesize) with the given noise maps."""
         return synthesize(self.module, params, w, noise_mode="none", stage=self.stage,
                           edits=edits, resume=resume, norm_stats=norm_stats, noise=noise)
 
-    def _unedited_fn(self, p, w, key, maps, random):
-        out = self._pass(p, w, key, maps, random)
+    def _unedited_fn(self, p, w, noise):
+        out = self._pass(p, w, noise)
         return out.images, out.features, out.norm_stats
 
-    def _full_fn(self, p, w, key, maps, random, deltas, stats):
-        out = self._pass(p, w, key, maps, random, edits=deltas, norm_stats=stats)
+    def _full_fn(self, p, w, noise, deltas, stats):
+        out = self._pass(p, w, noise, edits=deltas, norm_stats=stats)
         return out.images, out.features
 
     def _resume_fn(self, first: str) -> Callable:
-        def resume(p, w, key, maps, random, cached, delta, rest, stats):
-            out = self._pass(p, w, key, maps, random, edits=rest, resume=(first, cached + delta),
+        def resume(p, w, noise, cached, delta, rest, stats):
+            out = self._pass(p, w, noise, edits=rest, resume=(first, cached + delta),
                              norm_stats=stats)
             return out.images, out.features
         return resume
@@ -418,16 +446,16 @@ class Explorer:
         def spec(shape, dtype=jnp.float32):
             return jax.ShapeDtypeStruct(tuple(shape), dtype)
 
-        noise = (spec(self._fixed_key.shape, self._fixed_key.dtype),
-                 jax.tree.map(lambda x: spec(x.shape), self._mode_maps["const"]),
-                 spec((), jnp.bool_))
+        def noise(b):
+            return ({l.name: spec((b, l.height, l.width, 1)) for l in self.noise_layers},)
 
         def synthesis(b):
             labels = spec((b, self.module.label_size)) if self.module.label_size else None
             return [(f"mapping of {b}", ("mapping",), self._mapping_fn,
                      (spec((b, self.latent_size)), labels)),
                     (f"synthesis of {b}", ("unedited",), self._unedited_fn,
-                     (spec((b, self.num_layers, self.dlatent_size)),) + noise)]
+                     (spec((b, self.num_layers, self.dlatent_size)),) + noise(b))]
+
 
         def edits(b):
             args = synthesis(b)[1][3]
@@ -518,20 +546,31 @@ class Explorer:
         noise_mode: "const" (default of the explorer), "random" (drawn from noise_seed), "none",
         or the name of a registered noise-map set (add_noise_maps). With use_cache, edits re-run only the layers after the earliest edited one.
         """
-        with self._lock:
-            return self._synthesize(w, deltas, noise_mode, noise_seed, return_features, use_cache)
-
-    def _synthesize(self, w, deltas, noise_mode, noise_seed, return_features, use_cache) -> Rendering:
         w = self.check_w(w)
+        deltas = self.check_deltas(deltas, w.shape[0])
+        with self._lock:
+            done = [self._synthesize(w[rows], {k: v if v.shape[0] == 1 else v[rows]
+                                               for k, v in deltas.items()},
+                                     noise_mode, noise_seed, return_features, use_cache, part)
+                    for part, rows in enumerate(parts(w.shape[0]))]
+        if len(done) == 1:
+            return done[0]
+        return Rendering(np.concatenate([r.images for r in done]), None if not return_features else
+                         {l.name: np.concatenate([r.features[l.name] for r in done])
+                          for l in self.layers})
+
+    def _synthesize(self, w, deltas, noise_mode, noise_seed, return_features, use_cache,
+                    part) -> Rendering:
+        """synthesize of one part (at most BATCH_SIZES[-1] rows) of checked latents and deltas."""
         n, size = w.shape[0], padded_size(w.shape[0])
         # An all-zero delta (a slider at 0) is no edit: the image is exactly the unedited one.
         # Per-image deltas get zero rows for the padding.
         deltas = {k: _pad_rows(v, size, zeros=True) if v.shape[0] > 1 else v
-                  for k, v in self.check_deltas(deltas, n).items() if np.any(v)}
-        maps, random, key, noise_key = self._resolve_noise(
-            self.noise_mode if noise_mode is None else noise_mode, noise_seed)
+                  for k, v in deltas.items() if np.any(v)}
+        noise, noise_key = self._resolve_noise(
+            self.noise_mode if noise_mode is None else noise_mode, noise_seed, part, size)
         w = _pad_rows(w, size)
-        noise = (key, maps, np.bool_(random))
+        noise = (noise,)
         if deltas and not use_cache:  # full synthesis; only the statistics may come from the cache
             stats = self._unedited(w, noise, noise_key)[2] if self.frozen_norm_stats else None
             all_deltas = {l.name: deltas.get(l.name, self._zero_deltas[l.name]) for l in self.layers}

@@ -18,9 +18,12 @@
 
 Both give `latent.Direction`s over the layer range [start, stop) (what recipes store and apply,
 exactly like attribute vectors), named e.g. "sefa 0 (layers 0-3)" (first to last layer, both
-included). Their scale: a SeFa direction is the unit eigenvector (a strength is a distance in W);
-a GANSpace direction is one standard deviation of w along its axis (a strength counts standard
-deviations, as in GANSpace's sliders). Signs are fixed so that each vector's largest-magnitude
+included). Their scale: a GANSpace direction is one standard deviation of w along its axis (a
+strength counts standard deviations, as in GANSpace's sliders); a SeFa direction is the unit
+eigenvector (a strength is a distance in W), or with num_samples, the eigenvector times the
+standard deviation of sampled w along it, so that its strengths count standard deviations too
+(what the explorer's page uses: along the bundled model's top SeFa directions w's spread is
+0.36 to 2.1, so one slider range in distance would be 8 times too wide for some of them). Signs are fixed so that each vector's largest-magnitude
 component is positive (eigenvectors have no sign of their own).
 """
 import dataclasses
@@ -113,18 +116,27 @@ def _name(method: str, i: int, start: int, stop: int) -> str:
 
 
 def sefa(model, layers: Layers = None, k: int = 5, *, params=None, unit_rows: bool = False,
-         scale_only: bool = False, strength: float = 0.0) -> Factors:
+         scale_only: bool = False, strength: float = 0.0, num_samples: int = 0,
+         seed: int = 0) -> Factors:
     """The top-k SeFa directions of layers [start, stop) (None: all): unit eigenvectors of
     A^T A (A = style_weights), largest eigenvalue first (see the module docstring).
 
     model: an Explorer, or a Generator module with its params. The directions move the same
-    layers and start at `strength` (0: no change until a slider moves them)."""
+    layers and start at `strength` (0: no change until a slider moves them). num_samples > 0
+    (an Explorer only): each eigenvector times the standard deviation (ddof 1) of
+    Explorer.sample_w(num_samples, seed) along it, so a strength counts standard deviations."""
     module, params = _model(model, params)
     start, stop = layer_range(layers, module.num_layers)
     a = style_weights(module, params, (start, stop), scale_only)
     if unit_rows:
         a = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-30)
     values, vectors = _top(a.T @ a, k, "for sefa")
+    if num_samples:
+        if not hasattr(model, "sample_w") or num_samples < 2:
+            raise ValueError(f"scaling SeFa directions by the spread of w needs an Explorer and "
+                             f"num_samples >= 2, got {type(model).__name__} and {num_samples}")
+        w = model.sample_w(num_samples, seed).astype(np.float64)
+        vectors = vectors * np.std(w @ vectors.T, axis=0, ddof=1)[:, None]
     directions = [Direction(v.astype(np.float32), strength, (start, stop), _name("sefa", i, start, stop))
                   for i, v in enumerate(vectors)]
     return Factors("sefa", (start, stop), directions, values)

@@ -318,9 +318,11 @@ class Api:
 
     def factorize(self, req: m.FactorizeRequest) -> dict:
         """Directions found without labels (SeFa or GANSpace, explore.factorize) in recipe-JSON
-        form, strength 0, with their eigenvalues / standard deviations."""
+        form, strength 0, with their eigenvalues / standard deviations; both scaled to one
+        standard deviation of num_samples sampled w along them (a strength counts them)."""
         if req.method == "sefa":
-            found = factorize.sefa(self.ex, req.layers, req.k)
+            found = factorize.sefa(self.ex, req.layers, req.k, num_samples=req.num_samples,
+                                   seed=req.seed)
         else:
             found = factorize.ganspace(self.ex, req.layers, req.k, req.num_samples, req.seed)
         return found.to_json()

@@ -19,7 +19,6 @@ import dataclasses
 from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
-from scipy import ndimage
 
 from stylegan_jax.explore.edits import check_channel, resize_mask
 from stylegan_jax.explore.find import channel_similarity
@@ -92,6 +91,8 @@ class Locator:
         masks = np.zeros(score.shape, bool)
         centroids, boxes = np.zeros((n, 2), np.float32), np.zeros((n, 4), np.float32)
         for i in range(n):
+            # (imported here: scipy.ndimage takes ~0.3 s to import, a wait at every explorer start)
+            from scipy import ndimage  # pylint: disable=import-outside-toplevel
             components, _ = ndimage.label(score[i] >= 1.0 - self.threshold)
             peak = np.unravel_index(np.argmax(score[i]), (h, w))
             masks[i] = components == components[peak]

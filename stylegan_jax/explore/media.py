@@ -115,7 +115,9 @@ def _enlarge(frames: np.ndarray, scale: int) -> np.ndarray:
 
 
 def save_gif(path: str, frames, *, fps: float = 12.0, scale: int = 1) -> str:
-    """Writes frames [T, H, W, 3] ([-1, 1] float or uint8) as a looping GIF, enlarged by `scale`."""
+    """Writes frames [T, H, W, 3] ([-1, 1] float or uint8) as a looping GIF, enlarged by `scale`.
+    PIL's encoder stores a run of identical frames once, shown for the run's total duration (a
+    hold plays as long as it would frame by frame; a decoder then counts fewer frames)."""
     frames = _enlarge(_uint8(frames), scale)
     images = [Image.fromarray(f) for f in frames]
     return atomic_write(path, lambda p: images[0].save(

@@ -14,8 +14,9 @@ from here: nothing is downloaded). Long work runs as a job: POST /api/jobs/expor
 /api/jobs/apply_to_seeds, /api/jobs/sweep (seeds x amounts of one edit) or /api/jobs/project
 (an uploaded image projected into W; its result is the w and the noise mode to edit it with)
 answers 202 with {id, status, done, total, progress}; GET
-/api/jobs/{id} polls it and GET /api/jobs/{id}/result downloads the file (or the images' JSON).
-Jobs run one at a time on their own thread, rendering frame by frame, so renders and /api/info
+/api/jobs/{id} polls it, GET /api/jobs/{id}/result downloads the file (or the images' JSON) and
+DELETE /api/jobs/{id} cancels it (a running job stops after its current frame). Jobs run one at a
+time on their own thread, rendering frame by frame, so renders and /api/info
 answer while one runs.
 
 Every answer is JSON, and every error is {"error": one line} (422s add "detail", one entry per
@@ -300,6 +301,14 @@ def create_app(api: Api, jobs: JobQueue, hosts, url: str) -> FastAPI:
             reply["result"] = f"/api/jobs/{job.id}/result"
         return reply
 
+    @app.delete("/api/jobs/{job_id}", response_model=m.Job, responses={404: {"model": m.Error}})
+    def cancel_job(job_id: JobId):
+        """Cancels a job: a queued one at once, a running one after its current frame or image
+        (poll until its status is "cancelled"); a finished job is left as it is."""
+        if jobs.cancel(job_id) is None:
+            raise HTTPException(404, f"no job {job_id}: it finished long ago or never started")
+        return find_job(job_id).describe()
+
     @app.get("/api/jobs/{job_id}/result", responses={
         200: {"content": {"image/gif": {}, "video/mp4": {}, "image/png": {}, "application/json": {}},
               "description": "an export's file, or apply_to_seeds' {images}"},
@@ -309,6 +318,8 @@ def create_app(api: Api, jobs: JobQueue, hosts, url: str) -> FastAPI:
         job = find_job(job_id)
         if job.status == "failed":
             return _job_error_reply(job)
+        if job.status == "cancelled":
+            raise HTTPException(409, f"job {job.id} was cancelled: start it again for a result")
         if job.status != "done":
             raise HTTPException(409, f"job {job.id} is {job.status} ({job.done} of {job.total}): "
                                      f"poll /api/jobs/{job.id} until it is done")

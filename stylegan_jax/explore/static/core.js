@@ -100,20 +100,34 @@ export function debounce(fn, ms) {
 }
 
 // Long work (exports, seed grids) runs as a job on the server: POST /api/jobs/<kind> starts it,
-// GET /api/jobs/<id> reports progress (shown in #job-progress, or the given progress element), the
-// result is fetched when done. Returns the result's Response.
+// GET /api/jobs/<id> reports progress (shown in #job-progress, or the given progress element, with
+// a "cancel" button after it that sends DELETE /api/jobs/<id>), the result is fetched when done.
+// Returns the result's Response; a cancelled job throws "<kind> cancelled".
+function cancelButtonAfter(progress) {
+  let button = document.getElementById(progress.id + "-cancel");
+  if (!button) {
+    button = Object.assign(document.createElement("button"), {id: progress.id + "-cancel", textContent: "cancel", hidden: true});
+    progress.insertAdjacentElement("afterend", button);
+  }
+  return button;
+}
+
 export async function runJob(kind, body, {show = showInHeader, progress = $("#job-progress")} = {}) {
   const job = await api("jobs/" + kind, body, show);
+  const cancel = cancelButtonAfter(progress);
+  cancel.onclick = () => { cancel.disabled = true; fetch("/api/jobs/" + job.id, {method: "DELETE"}); };
+  cancel.disabled = false;
   setBusy(1);
   try {
     let state = job;
     while (state.status === "queued" || state.status === "running") {
-      progress.hidden = false;
+      progress.hidden = cancel.hidden = false;
       progress.value = state.progress;
       progress.title = `${kind}: ${state.done} of ${state.total}`;
       await new Promise((resolve) => setTimeout(resolve, 250));
       state = await (await fetch("/api/jobs/" + job.id)).json();
     }
+    if (state.status === "cancelled") throw new Error(`${kind} cancelled`);
     const response = await fetch("/api/jobs/" + job.id + "/result");
     if (!response.ok) throw new Error((await response.json()).error || response.statusText);
     show("");
@@ -122,7 +136,7 @@ export async function runJob(kind, body, {show = showInHeader, progress = $("#jo
     show(e.message, e);
     throw e;
   } finally {
-    progress.hidden = true;
+    progress.hidden = cancel.hidden = true;
     setBusy(-1);
   }
 }
