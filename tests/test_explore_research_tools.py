@@ -1,7 +1,8 @@
 """The explorer page's research tools in headless Chromium: channel numbers on the maps,
 before/after and hide-region toggles, throttled live slider renders, export scale and fps, the
 seeds x amounts sweep, truncation toward a base image, locators, and errors shown next to the
-control that caused them. Server, browser and page fixtures are test_explore_browser's."""
+control that caused them, a running export cancelled from its progress bar. Server, browser and
+page fixtures are test_explore_browser's."""
 import numpy as np
 import pytest
 from PIL import Image
@@ -147,6 +148,24 @@ def test_sweep_export_scale_base_image_and_locator(page, server, tmp_path):
     page.click("#sweep-button")
     assert "amounts" in page.inner_text("#sweep-button-error")
     assert page.inner_text("#error") == page.inner_text("#sweep-button-error")
+
+
+def test_a_running_export_is_cancelled_from_beside_its_progress_bar(page, server):
+    """The "cancel" button appears beside the job's progress bar while an export runs; a click
+    cancels the job on the server (no download), says so in the header and hides both."""
+    pick_and_edit(page, seed=1)
+    page.fill("#frames", "120")
+    page.fill("#export-scale", "16")  # 120 frames of 1024x512: seconds of GIF encoding
+    downloads = []
+    page.on("download", lambda d: downloads.append(d))
+    page.click("#export-gif")
+    page.wait_for_selector("#job-progress-cancel", state="visible")
+    assert page.is_visible("#job-progress")
+    page.click("#job-progress-cancel")
+    page.wait_for_function("document.querySelector('#error').textContent.includes('export cancelled')")
+    assert page.is_hidden("#job-progress") and page.is_hidden("#job-progress-cancel")
+    kinds = [job.status for job in server.jobs._jobs.values() if job.kind == "export"]  # pylint: disable=protected-access
+    assert kinds[-1] == "cancelled" and not downloads
 
 
 def test_conditional_model_label_and_class_average_center(conditional_page):

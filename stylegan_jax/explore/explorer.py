@@ -178,12 +178,14 @@ class Explorer:
         # The noise maps of "const" and "none" ({layer: [1, h, w, 1]} on the host), the programs'
         # noise inputs made from them or drawn (noise digest, batch) -> {layer: [batch, h, w, 1]}
         # on device (the NOISE_INPUTS newest), and the zero delta of each layer, on device.
-        self._mode_maps = {"const": {l.name: np.asarray(const_noise(l)) for l in self.noise_layers},
+        # (One program for every layer's const noise: drawn op by op, each shape was a compile.)
+        const = jax.jit(lambda: {l.name: const_noise(l) for l in self.noise_layers})()
+        self._mode_maps = {"const": {name: np.asarray(m) for name, m in const.items()},
                            "none": {l.name: np.zeros((1, l.height, l.width, 1), np.float32)
                                     for l in self.noise_layers}}
         self._noise_inputs = collections.OrderedDict()
-        self._zero_deltas = {l.name: jnp.zeros((1, l.height, l.width, l.channels), jnp.float32)
-                             for l in self.layers}
+        self._zero_deltas = {l.name: jax.device_put(np.zeros((1, l.height, l.width, l.channels),
+                                                             np.float32)) for l in self.layers}
         # Compiled programs' input signatures, and the ones being compiled (-> an Event set when
         # done); guarded by _compiling_lock, never held while compiling.
         self._compiled = set()
