@@ -43,7 +43,7 @@ from stylegan_jax import conditional, layers
 from stylegan_jax.data.synthetic_portraits import LABEL_SPEC
 from stylegan_jax.networks import stage_shape
 from stylegan_jax.training import parallel, state as state_lib
-from stylegan_jax.training.steps import generate, make_train_step, train_step
+from stylegan_jax.training.steps import generate, make_train_step
 from stylegan_jax.utils import exit_with_error
 
 DEFAULT_CASES = ("demo", "paper@32x32", "paper@64x64", "paper@128x128")
@@ -166,11 +166,10 @@ def direct_step_flops(G, D, config, groups, sharding, args, stage: int) -> float
     """FLOPs of the step (train_step on args) with every convolution direct (lax.conv): the
     count of the algorithm, the same on every backend and conv2d implementation. Winograd's
     3x3 convolutions (the CPU's default for wide ones) do 16/36 of the multiplies: counting
-    their program would count fewer FLOPs for the same work. A fresh jit, so that the scope
-    reaches its trace."""
+    their program would count fewer FLOPs for the same work. make_train_step's own jit, not its
+    cached one, so that the scope reaches a fresh trace."""
     with layers.conv_impl_scope("lax"):
-        step = jax.jit(functools.partial(train_step, G=G, D=D, config=config, label_groups=groups),
-                       static_argnames=("stage", "apply_r1"), out_shardings=(sharding, sharding))
+        step = make_train_step.__wrapped__(G, D, config, sharding, groups)
         return _flops(step.lower(*args, stage=stage, apply_r1=True))
 
 

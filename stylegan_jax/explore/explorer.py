@@ -449,15 +449,14 @@ class Explorer:
             return jax.ShapeDtypeStruct(tuple(shape), dtype)
 
         def noise(b):
-            return ({l.name: spec((b, l.height, l.width, 1)) for l in self.noise_layers},)
+            return {l.name: spec((b, l.height, l.width, 1)) for l in self.noise_layers}
 
         def synthesis(b):
             labels = spec((b, self.module.label_size)) if self.module.label_size else None
             return [(f"mapping of {b}", ("mapping",), self._mapping_fn,
                      (spec((b, self.latent_size)), labels)),
                     (f"synthesis of {b}", ("unedited",), self._unedited_fn,
-                     (spec((b, self.num_layers, self.dlatent_size)),) + noise(b))]
-
+                     (spec((b, self.num_layers, self.dlatent_size)), noise(b)))]
 
         def edits(b):
             args = synthesis(b)[1][3]
@@ -572,11 +571,10 @@ class Explorer:
         noise, noise_key = self._resolve_noise(
             self.noise_mode if noise_mode is None else noise_mode, noise_seed, part, size)
         w = _pad_rows(w, size)
-        noise = (noise,)
         if deltas and not use_cache:  # full synthesis; only the statistics may come from the cache
             stats = self._unedited(w, noise, noise_key)[2] if self.frozen_norm_stats else None
             all_deltas = {l.name: deltas.get(l.name, self._zero_deltas[l.name]) for l in self.layers}
-            images, feats = self._run(("full",), self._full_fn, w, *noise, all_deltas, stats)
+            images, feats = self._run(("full",), self._full_fn, w, noise, all_deltas, stats)
             return self._rendering(images, feats if return_features else None, n)
         images, cached, stats = self._unedited(w, noise, noise_key)
         if not deltas:
@@ -585,7 +583,7 @@ class Explorer:
         first = min(deltas, key=lambda name: self.layer(name).index)
         later = self.layers[self.layer(first).index + 1:]
         rest = {l.name: deltas.get(l.name, self._zero_deltas[l.name]) for l in later}
-        images, after = self._run(("resume", first), self._resume_fn(first), w, *noise,
+        images, after = self._run(("resume", first), self._resume_fn(first), w, noise,
                                   cached[first], deltas[first], rest, stats)
         if not return_features:
             return self._rendering(images, None, n)
@@ -599,7 +597,7 @@ class Explorer:
         a digest of the maps)."""
         digest = _digest(w, np.frombuffer(noise_key.encode(), np.uint8))
         if digest not in self._cache:
-            self._cache[digest] = self._run(("unedited",), self._unedited_fn, w, *noise)
+            self._cache[digest] = self._run(("unedited",), self._unedited_fn, w, noise)
             while len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
         self._cache.move_to_end(digest)

@@ -23,8 +23,9 @@ strength counts standard deviations, as in GANSpace's sliders); a SeFa direction
 eigenvector (a strength is a distance in W), or with num_samples, the eigenvector times the
 standard deviation of sampled w along it, so that its strengths count standard deviations too
 (what the explorer's page uses: along the bundled model's top SeFa directions w's spread is
-0.36 to 2.1, so one slider range in distance would be 8 times too wide for some of them). Signs are fixed so that each vector's largest-magnitude
-component is positive (eigenvectors have no sign of their own).
+0.36 to 2.1, so one slider range in distance would be 8 times too wide for some of them). Signs
+are fixed so that each vector's largest-magnitude component is positive (eigenvectors have no
+sign of their own).
 """
 import dataclasses
 from typing import List, Optional, Sequence, Tuple, Union

@@ -90,9 +90,9 @@ class Locator:
         n, h, w = score.shape
         masks = np.zeros(score.shape, bool)
         centroids, boxes = np.zeros((n, 2), np.float32), np.zeros((n, 4), np.float32)
+        # (imported here: scipy.ndimage takes ~0.3 s to import, a wait at every explorer start)
+        from scipy import ndimage  # pylint: disable=import-outside-toplevel
         for i in range(n):
-            # (imported here: scipy.ndimage takes ~0.3 s to import, a wait at every explorer start)
-            from scipy import ndimage  # pylint: disable=import-outside-toplevel
             components, _ = ndimage.label(score[i] >= 1.0 - self.threshold)
             peak = np.unravel_index(np.argmax(score[i]), (h, w))
             masks[i] = components == components[peak]

@@ -286,8 +286,9 @@ def create_app(api: Api, jobs: JobQueue, hosts, url: str) -> FastAPI:
 
     JobId = Annotated[str, Path(pattern="^[0-9a-f]{32}$", description="the id POST gave")]
 
-    def find_job(job_id):
-        job = jobs.get(job_id)
+    def find_job(job_id, lookup=jobs.get):
+        """The job (lookup: jobs.get, or jobs.cancel to cancel it too); 404 if unknown."""
+        job = lookup(job_id)
         if job is None:
             raise HTTPException(404, f"no job {job_id}: it finished long ago or never started")
         return job
@@ -305,9 +306,7 @@ def create_app(api: Api, jobs: JobQueue, hosts, url: str) -> FastAPI:
     def cancel_job(job_id: JobId):
         """Cancels a job: a queued one at once, a running one after its current frame or image
         (poll until its status is "cancelled"); a finished job is left as it is."""
-        if jobs.cancel(job_id) is None:
-            raise HTTPException(404, f"no job {job_id}: it finished long ago or never started")
-        return find_job(job_id).describe()
+        return find_job(job_id, jobs.cancel).describe()
 
     @app.get("/api/jobs/{job_id}/result", responses={
         200: {"content": {"image/gif": {}, "video/mp4": {}, "image/png": {}, "application/json": {}},
